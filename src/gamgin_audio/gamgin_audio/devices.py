@@ -1,0 +1,37 @@
+"""Choosing a sounddevice (PortAudio) device from a parameter. No ROS.
+
+``device`` is "" (the default device), an index, or a substring of a device name.
+``pulse_device`` names a PulseAudio/PipeWire source or sink (e.g. ``robot_mic.monitor``)
+routed through PortAudio's ALSA ``pulse`` plugin: libpulse reads PULSE_SOURCE /
+PULSE_SINK when the stream connects, so this selects it without changing the
+system-wide defaults other programs rely on.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def select(device: str, pulse_device: str, kind: str) -> int | str | None:
+    """Return the value for sounddevice's ``device=`` and set the Pulse routing env."""
+    if pulse_device:
+        os.environ["PULSE_SOURCE" if kind == "input" else "PULSE_SINK"] = pulse_device
+        if not device:
+            device = "pulse"
+    if device == "":
+        return None
+    if device.lstrip("-").isdigit():
+        return int(device)
+    return device
+
+
+def describe_devices() -> str:
+    import sounddevice as sd
+
+    try:
+        return "; ".join(
+            f"{i}: {d['name']} (in {d['max_input_channels']}, out {d['max_output_channels']})"
+            for i, d in enumerate(sd.query_devices())
+        ) or "no audio devices"
+    except Exception as exc:  # noqa: BLE001 - only used to explain another failure
+        return f"cannot list devices: {exc}"

@@ -1,0 +1,124 @@
+"""audio/speech -> speaker. Plays each turn's chunks in order, resampled to the device
+rate; a newer turn or a cancelled turn (turn/state) flushes at once."""
+
+from __future__ import annotations
+
+import threading
+
+from gamgin_common import audio, qos
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import AudioChunk, TurnState
+from std_msgs.msg import Header
+
+from gamgin_audio import devices
+from gamgin_audio.playback import PlaybackEvent, SpeechQueue
+
+
+class SpeakerNode(StageNode):
+    def __init__(self) -> None:
+        super().__init__("speaker")
+        p = self.declare_parameter
+        self.device = str(p("device", "").value)
+        self.pulse_sink = str(p("pulse_sink", "").value)
+        self.sample_rate = int(p("sample_rate", 24000).value)
+        self.block_ms = int(p("block_ms", 20).value)
+        self.max_queue_s = float(p("max_queue_s", 300.0).value)
+        self.max_chunk_bytes = int(p("max_chunk_bytes", audio.MAX_CHUNK_BYTES).value)
+        self.queue = SpeechQueue(self.max_queue_s, self.sample_rate, self._on_playback)
+        self._resamplers: dict[int, audio.Resampler] = {}
+        self._expected_seq: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._stream = None
+        for k, v in (("device", self.device or "default"), ("pulse_sink", self.pulse_sink),
+                     ("sample_rate", self.sample_rate)):
+            self.health.value(k, v)
+
+    def configure_stage(self) -> None:
+        self.playback_pub = self.stage_publisher(TurnState, "audio/playback", qos.EVENTS)
+        self.stage_subscription(AudioChunk, "audio/speech", self._on_chunk, qos.SPEECH_AUDIO)
+        self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+
+    def activate_stage(self) -> None:
+        import sounddevice as sd
+
+        dev = devices.select(self.device, self.pulse_sink, "output")
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=self.sample_rate, channels=1, dtype="float32",
+                blocksize=self.sample_rate * self.block_ms // 1000, device=dev,
+                callback=self._on_device, latency="low",
+            )
+            self._stream.start()
+        except Exception as exc:
+            self._stream = None
+            raise StageError(
+                f"cannot open speaker {dev!r}: {exc}. Devices: {devices.describe_devices()}"
+            ) from exc
+        self.health.ok(f"playing to {dev or 'default'}")
+
+    def deactivate_stage(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    # ------------------------------------------------------------------ input
+    def _on_chunk(self, msg: AudioChunk) -> None:
+        try:
+            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
+                                    msg.end_of_stream, self.max_chunk_bytes)
+            samples = audio.decode(bytes(msg.data), fmt)
+        except audio.MalformedAudio as exc:
+            self.health.count("malformed_chunks")
+            self.get_logger().warn(
+                f"rejected audio/speech chunk turn={msg.turn_id} seq={msg.seq}: {exc}",
+                throttle_duration_sec=1.0)
+            return
+        with self._lock:
+            expected = self._expected_seq.get(msg.turn_id, 0)
+            if msg.seq != expected:
+                self.health.count("seq_gaps")
+            self._expected_seq[msg.turn_id] = msg.seq + 1
+            rs = self._resamplers.get(msg.turn_id)
+            if rs is None or rs.in_rate != fmt.sample_rate:
+                rs = self._resamplers[msg.turn_id] = audio.Resampler(fmt.sample_rate, self.sample_rate)
+            out = rs(samples, last=msg.end_of_stream)
+            if msg.end_of_stream:
+                self._resamplers.pop(msg.turn_id, None)
+                self._expected_seq.pop(msg.turn_id, None)
+            # keep the per-turn tables small: only recent turns matter
+            for old in [t for t in self._resamplers if t < msg.turn_id - 4]:
+                self._resamplers.pop(old, None)
+                self._expected_seq.pop(old, None)
+        if self.queue.push(msg.turn_id, out, msg.end_of_stream):
+            self.health.count("chunks_played")
+        else:
+            self.health.count("chunks_dropped")
+
+    def _on_turn_state(self, msg: TurnState) -> None:
+        if msg.state == TurnState.CANCELLED:
+            self.queue.cancel(msg.turn_id)
+        elif msg.state == TurnState.LISTENING and msg.turn_id > self.queue.turn_id:
+            # a new wake while speaking: barge-in; the old answer must stop now
+            self.queue.cancel(msg.turn_id - 1)
+
+    # ------------------------------------------------------------------ device
+    def _on_device(self, outdata, frames: int, time_info, status) -> None:
+        if status.output_underflow:
+            self.health.count("underflows")
+        outdata[:, 0] = self.queue.read(frames)
+
+    def _on_playback(self, ev: PlaybackEvent) -> None:
+        state = {"started": TurnState.SPEAKING, "finished": TurnState.IDLE,
+                 "flushed": TurnState.CANCELLED}[ev.kind]
+        msg = TurnState(header=Header(frame_id="speaker"), turn_id=ev.turn_id, state=state,
+                        reason=f"playback {ev.kind}")
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.playback_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_stage(SpeakerNode, args)
+
+
+if __name__ == "__main__":
+    main()

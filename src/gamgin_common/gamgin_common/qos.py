@@ -1,0 +1,33 @@
+"""QoS of every gamgin topic, chosen on purpose and in one place (README: "QoS").
+
+- Audio streams are RELIABLE: a lost mic chunk is a hole in what Whisper hears and a
+  lost speech chunk is a click; on one host, reliability costs next to nothing. Depths
+  cover bursts: the TTS produces faster than real time.
+- Events (wake, transcript, tokens) are RELIABLE + VOLATILE: a late joiner must not
+  act on an old command.
+- States (turn state, device states) are TRANSIENT_LOCAL depth 1: a node that starts
+  or restarts learns the current state at once.
+- Diagnostics follow the ROS convention (reliable, volatile, small depth).
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+
+def _profile(depth: int, latched: bool = False) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+MIC_AUDIO = _profile(100)  # 2 s of 20 ms chunks
+SPEECH_AUDIO = _profile(500)  # a whole synthesized answer can arrive in a burst
+EVENTS = _profile(20)  # wake, transcript
+TOKENS = _profile(500)  # a reply's tokens arrive faster than TTS consumes them
+STATE = _profile(1, latched=True)  # turn state: only the latest matters
+DEVICE_STATE = _profile(64, latched=True)  # one latched sample per device change
+DIAGNOSTICS = _profile(10)

@@ -1,0 +1,191 @@
+"""The ROS shell every gamgin node shares: a managed (lifecycle) node with diagnostics.
+
+A stage node only wires its pure-Python core to ROS. This base gives each one:
+- lifecycle: models load in ``configure_stage`` and are freed in ``cleanup_stage``, so a
+  supervisor can unload a stage to save memory (``autostart`` configures and activates
+  on start, which is what `gamgin up` and the launch file rely on);
+- errors that keep the node alive: a failed configure is logged, reported as ERROR on
+  /diagnostics with its reason, and retried with backoff (e.g. until the model file
+  appears), instead of crashing the process;
+- /diagnostics at 1 Hz and on change, with key values, counters and the process RSS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import psutil
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+
+from gamgin_common import qos
+from gamgin_common.health import ERROR, OK, WARN, Health
+
+
+class StageError(RuntimeError):
+    """A stage cannot work; the message is what a person should read (and how to fix it)."""
+
+
+class StageNode(LifecycleNode):
+    """Subclass and implement ``configure_stage`` / ``cleanup_stage``."""
+
+    def __init__(self, name: str, **kwargs) -> None:
+        super().__init__(name, **kwargs)
+        self.health = Health()
+        self.autostart = bool(self.declare_parameter("autostart", True).value)
+        self.retry_max_s = float(self.declare_parameter("retry_max_s", 60.0).value)
+        self._entities: list = []  # publishers/subscriptions/services made by configure_stage
+        self._retry_s = 2.0
+        self._retry_timer = None
+        self._proc = psutil.Process(os.getpid())
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_timer(0.1, self._publish_diagnostics_on_change)
+
+    # ------------------------------------------------------------------ for subclasses
+    def configure_stage(self) -> None:
+        """Load models, create topics/services (use the ``stage_*`` helpers). Raise StageError."""
+
+    def activate_stage(self) -> None:
+        """Start processing (e.g. open the audio device)."""
+
+    def deactivate_stage(self) -> None:
+        """Stop processing, keep models loaded."""
+
+    def cleanup_stage(self) -> None:
+        """Free what configure_stage loaded."""
+
+    def stage_publisher(self, msg_type, topic: str, qos_profile):
+        pub = self.create_publisher(msg_type, topic, qos_profile)
+        self._entities.append(pub)
+        return pub
+
+    def stage_subscription(self, msg_type, topic: str, callback: Callable, qos_profile, **kw):
+        sub = self.create_subscription(msg_type, topic, callback, qos_profile, **kw)
+        self._entities.append(sub)
+        return sub
+
+    def stage_service(self, srv_type, name: str, callback: Callable, **kw):
+        srv = self.create_service(srv_type, name, callback, **kw)
+        self._entities.append(srv)
+        return srv
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self.autostart:
+            self._try_bring_up()
+
+    def _try_bring_up(self) -> None:
+        if self._retry_timer is not None:
+            self.destroy_timer(self._retry_timer)
+            self._retry_timer = None
+        if self._state_machine.current_state[1] == "unconfigured":
+            self.trigger_configure()
+        if self._state_machine.current_state[1] == "inactive":
+            self.trigger_activate()
+        if self._state_machine.current_state[1] != "active" and self.autostart:
+            self.get_logger().warn(f"not active; retrying in {self._retry_s:.0f} s")
+            self._retry_timer = self.create_timer(self._retry_s, self._try_bring_up)
+            self._retry_s = min(self._retry_s * 2, self.retry_max_s)
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.health.warn("configuring")
+        try:
+            self.configure_stage()
+        except Exception as exc:  # noqa: BLE001 - any failure must leave the node serving
+            reason = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {reason}")
+            self._destroy_entities()
+            self.health.error(reason)
+            self.health.count("configure_failures")
+            return TransitionCallbackReturn.FAILURE
+        self._retry_s = 2.0
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.activate_stage()
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"activate failed: {exc}")
+            self.health.error(str(exc))
+            return TransitionCallbackReturn.FAILURE
+        if self.health.level != ERROR:
+            self.health.ok("ready" if self.health.level == WARN else self.health.message)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.deactivate_stage()
+        self.health.warn("inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.cleanup_stage()
+        self._destroy_entities()
+        self.health.warn("unconfigured (models unloaded)")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if state.label == "active":
+            self.deactivate_stage()
+        if state.label in ("active", "inactive"):
+            self.cleanup_stage()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_entities(self) -> None:
+        for ent in self._entities:
+            for destroy in (self.destroy_publisher, self.destroy_subscription, self.destroy_service):
+                try:
+                    if destroy(ent):
+                        break
+                except (TypeError, AttributeError):
+                    continue
+        self._entities.clear()
+
+    # ------------------------------------------------------------------ diagnostics
+    def publish_diagnostics(self) -> None:
+        level, message, values = self.health.snapshot()
+        values["lifecycle"] = self._state_machine.current_state[1]
+        values["rss_mb"] = f"{self._proc.memory_info().rss / 1e6:.1f}"
+        values["pid"] = str(self._proc.pid)
+        status = DiagnosticStatus(
+            level=bytes([level]),
+            name=self.get_fully_qualified_name(),
+            message=message,
+            hardware_id="gamgin",
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+    def _publish_diagnostics_on_change(self) -> None:
+        if self.health.changed:
+            self.publish_diagnostics()
+
+
+LEVELS = {"OK": OK, "WARN": WARN, "ERROR": ERROR}
+
+
+def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads: int = 2) -> None:
+    """main() of every stage node: init, autostart, spin, and a clean Ctrl-C."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_cls()
+        node.start()
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            try:
+                node.trigger_shutdown()
+            except Exception:  # noqa: BLE001 - already shutting down
+                pass
+            node.destroy_node()
+        rclpy.try_shutdown()
