@@ -51,3 +51,16 @@ def require_model(name_or_path: str, what: str) -> Path:
             f"or set the parameter to an existing path)"
         )
     return p
+
+
+def find_executable(package: str, executable: str) -> Path:
+    """``lib/<package>/<executable>`` in the ament prefixes, as `ros2 run` finds it."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for prefix in prefixes:
+        cand = Path(prefix) / "lib" / package / executable
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return cand
+    raise FileNotFoundError(
+        f"executable {executable!r} of package {package!r} not found under AMENT_PREFIX_PATH "
+        f"({len(prefixes)} prefixes); did you `source scripts/activate` after scripts/setup?"
+    )

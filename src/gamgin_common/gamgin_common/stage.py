@@ -134,6 +134,17 @@ class StageNode(LifecycleNode):
             self.cleanup_stage()
         return TransitionCallbackReturn.SUCCESS
 
+    def release(self) -> None:
+        """Stop and free everything, whatever the state (used at process exit)."""
+        label = self._state_machine.current_state[1]
+        try:
+            if label == "active":
+                self.deactivate_stage()
+            if label in ("active", "inactive"):
+                self.cleanup_stage()
+        except Exception as exc:  # noqa: BLE001 - exiting anyway; say what went wrong
+            print(f"[{self.get_name()}] error while releasing: {exc}")
+
     def _destroy_entities(self) -> None:
         for ent in self._entities:
             for destroy in (self.destroy_publisher, self.destroy_subscription, self.destroy_service):
@@ -183,9 +194,8 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
         pass
     finally:
         if node is not None:
-            try:
-                node.trigger_shutdown()
-            except Exception:  # noqa: BLE001 - already shutting down
-                pass
+            # Ctrl-C has already invalidated the context, so release directly instead of
+            # through a lifecycle transition.
+            node.release()
             node.destroy_node()
         rclpy.try_shutdown()

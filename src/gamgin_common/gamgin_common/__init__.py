@@ -1,0 +1,1 @@
+"""Shared pieces of every gamgin node: stage base, QoS, health, PCM audio, test helpers."""

@@ -1,0 +1,197 @@
+"""Helpers for integration tests with real processes, real DDS and real audio.
+
+No mocks: nodes run as their installed executables in their own processes, on a
+ROS_DOMAIN_ID unique to the test run, and audio goes through PulseAudio null sinks
+(a virtual microphone and a virtual speaker) that the tests create themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+import wave
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from gamgin_common.paths import find_executable
+
+
+def unique_domain_id() -> int:
+    # 0..101 and 215..232 are the portable range for Fast DDS on Linux; avoid 0 (the default)
+    return random.Random(os.getpid() ^ time.time_ns()).randint(1, 101)
+
+
+def test_env(domain_id: int, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(domain_id)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+class NodeProcess:
+    """One installed node executable in its own process, namespaced under /gamgin."""
+
+    def __init__(self, package: str, executable: str, name: str, env: dict[str, str],
+                 params: dict[str, object] | None = None, params_files: list[str] | None = None,
+                 namespace: str = "/gamgin", log_dir: str | None = None) -> None:
+        self.cmd = [str(find_executable(package, executable)), "--ros-args",
+                    "-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
+        for f in params_files or []:
+            self.cmd += ["--params-file", f]
+        for k, v in (params or {}).items():
+            self.cmd += ["-p", f"{k}:={_param_literal(v)}"]
+        self.name, self.env = name, env
+        self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="gamgin-test-")) / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> NodeProcess:
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> NodeProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _param_literal(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return v if v else "''"
+    return str(v)
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+# ---------------------------------------------------------------------- audio
+def pulse_running() -> bool:
+    return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
+
+
+def ensure_pulse() -> None:
+    """Start a user-mode PulseAudio daemon if none answers (works as root, with a warning)."""
+    if shutil.which("pulseaudio") is None:
+        raise RuntimeError("pulseaudio not installed: run scripts/setup")
+    if pulse_running():
+        return
+    subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "-n",
+                    "--load=module-native-protocol-unix", "--load=module-always-sink"],
+                   check=False, capture_output=True)
+    if not wait_for(pulse_running, 10):
+        raise RuntimeError("PulseAudio daemon did not start")
+
+
+@contextmanager
+def null_sink(prefix: str) -> Iterator[str]:
+    """A PulseAudio null sink named uniquely; its monitor is ``<name>.monitor``."""
+    ensure_pulse()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    out = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={name}",
+                          "rate=48000", "channels=1"], capture_output=True, text=True, check=True)
+    module = out.stdout.strip()
+    try:
+        yield name
+    finally:
+        subprocess.run(["pactl", "unload-module", module], capture_output=True)
+
+
+def play_to_sink(path: str | Path, sink: str) -> None:
+    """Play a WAV into a sink (blocking until it is done), as a person speaking would."""
+    subprocess.run(["paplay", f"--device={sink}", str(path)], check=True)
+
+
+class Recorder:
+    """Record a Pulse source (e.g. a speaker sink's monitor) in the background with parec."""
+
+    def __init__(self, source: str, rate: int = 16000) -> None:
+        self.source, self.rate = source, rate
+        self._file = tempfile.NamedTemporaryFile(suffix=".raw", delete=False)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Recorder:
+        self.proc = subprocess.Popen(
+            ["parec", f"--device={self.source}", "--format=s16le", f"--rate={self.rate}",
+             "--channels=1", "--latency-msec=20"], stdout=self._file)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> np.ndarray:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self._file.flush()
+        return self.samples()
+
+    def samples(self) -> np.ndarray:
+        data = Path(self._file.name).read_bytes()
+        return np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+
+
+def espeak_wav(text: str, path: str | Path, voice: str = "en-us", speed: int = 160) -> Path:
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    return Path(path)
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as w:
+        raw = w.readframes(w.getnframes())
+        rate, ch, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+    if width != 2:
+        raise ValueError("16-bit WAV expected")
+    x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    return (x.reshape(-1, ch).mean(axis=1) if ch > 1 else x), rate
+
+
+def best_correlation(needle: np.ndarray, haystack: np.ndarray) -> float:
+    """Peak normalized cross-correlation of needle inside haystack (1.0 = identical shape)."""
+    if len(haystack) < len(needle) or len(needle) == 0:
+        return 0.0
+    n = 1 << int(np.ceil(np.log2(len(haystack) + len(needle))))
+    corr = np.fft.irfft(np.fft.rfft(haystack, n) * np.conj(np.fft.rfft(needle, n)), n)
+    corr = corr[: len(haystack) - len(needle) + 1]
+    win = np.convolve(np.square(haystack), np.ones(len(needle)), mode="valid")
+    denom = np.sqrt(np.maximum(win, 1e-12) * float(np.sum(np.square(needle))))
+    return float(np.max(corr / denom))
