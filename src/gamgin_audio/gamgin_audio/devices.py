@@ -33,5 +33,5 @@ def describe_devices() -> str:
             f"{i}: {d['name']} (in {d['max_input_channels']}, out {d['max_output_channels']})"
             for i, d in enumerate(sd.query_devices())
         ) or "no audio devices"
-    except Exception as exc:  # noqa: BLE001 - only used to explain another failure
+    except Exception as exc:
         return f"cannot list devices: {exc}"

@@ -7,12 +7,12 @@ import threading
 import time
 
 import numpy as np
-from gamgin_common import audio, qos
-from gamgin_common.stage import StageError, StageNode, run_stage
-from gamgin_interfaces.msg import AudioChunk
 from rclpy.time import Time
 
 from gamgin_audio import devices
+from gamgin_common import audio, qos
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import AudioChunk
 
 
 class MicNode(StageNode):

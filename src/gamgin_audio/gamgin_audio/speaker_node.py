@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from gamgin_common import audio, qos
-from gamgin_common.stage import StageError, StageNode, run_stage
-from gamgin_interfaces.msg import AudioChunk, TurnState
 from std_msgs.msg import Header
 
 from gamgin_audio import devices
 from gamgin_audio.playback import PlaybackEvent, SpeechQueue
+from gamgin_common import audio, qos
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import AudioChunk, TurnState
 
 
 class SpeakerNode(StageNode):

@@ -95,7 +95,7 @@ class StageNode(LifecycleNode):
         self.health.warn("configuring")
         try:
             self.configure_stage()
-        except Exception as exc:  # noqa: BLE001 - any failure must leave the node serving
+        except Exception as exc:
             reason = str(exc) if isinstance(exc, StageError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {reason}")
             self._destroy_entities()
@@ -108,12 +108,13 @@ class StageNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.activate_stage()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.get_logger().error(f"activate failed: {exc}")
             self.health.error(str(exc))
             return TransitionCallbackReturn.FAILURE
         if self.health.level != ERROR:
             self.health.ok("ready" if self.health.level == WARN else self.health.message)
+        self.get_logger().info(f"active: {self.health.message}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -142,7 +143,7 @@ class StageNode(LifecycleNode):
                 self.deactivate_stage()
             if label in ("active", "inactive"):
                 self.cleanup_stage()
-        except Exception as exc:  # noqa: BLE001 - exiting anyway; say what went wrong
+        except Exception as exc:
             print(f"[{self.get_name()}] error while releasing: {exc}")
 
     def _destroy_entities(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import threading
 import signal
 import subprocess
 import tempfile
@@ -195,3 +196,68 @@ def best_correlation(needle: np.ndarray, haystack: np.ndarray) -> float:
     win = np.convolve(np.square(haystack), np.ones(len(needle)), mode="valid")
     denom = np.sqrt(np.maximum(win, 1e-12) * float(np.sum(np.square(needle))))
     return float(np.max(corr / denom))
+
+
+# ---------------------------------------------------------------------- ROS probe
+class RosProbe:
+    """An rclpy node in the test process, spun in a background thread: subscribe and
+    collect, publish, call services. Use one per test session (see conftest.py)."""
+
+    def __init__(self, name: str = "gamgin_test_probe") -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node(name)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def collect(self, msg_type, topic: str, qos_profile) -> list:
+        """Subscribe; every received message is appended (with arrival time in ``.arrivals``)."""
+        out: _Collected = _Collected()
+
+        def cb(msg) -> None:
+            out.arrivals.append(time.monotonic())
+            out.append(msg)
+
+        out.subscription = self.node.create_subscription(msg_type, topic, cb, qos_profile)
+        return out
+
+    def publisher(self, msg_type, topic: str, qos_profile):
+        return self.node.create_publisher(msg_type, topic, qos_profile)
+
+    def wait_for_subscribers(self, pub, count: int = 1, timeout: float = 10.0) -> bool:
+        return wait_for(lambda: pub.get_subscription_count() >= count, timeout)
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"service {name} not available after {timeout} s")
+            future = client.call_async(request)
+            if not wait_for(future.done, timeout):
+                raise TimeoutError(f"service {name} did not answer in {timeout} s")
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def diagnostics_of(self, collected: list, node_fqn: str) -> list:
+        """DiagnosticStatus entries for one node from a collected /diagnostics list."""
+        return [s for arr in list(collected) for s in arr.status if s.name == node_fqn]
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+class _Collected(list):
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[float] = []
+        self.subscription = None

@@ -1,0 +1,46 @@
+"""ros2 launch gamgin bringup.launch.py [no_audio:=true] [lan:=true]
+
+Starts the gamgin graph on a machine with ROS 2 installed. The node list comes from
+config/graph.yaml through gamgin.graph -- the same description `gamgin up` runs -- so
+this file holds no node of its own.
+"""
+
+import os
+
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import UnlessCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from gamgin.graph import default_config_dir, load_graph
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    config_dir = default_config_dir()
+    graph = load_graph(config_dir / "graph.yaml")
+    home = os.environ.get("GAMGIN_HOME", str(config_dir.resolve().parent))
+    actions = [
+        DeclareLaunchArgument("no_audio", default_value="false",
+                              description="start all but the microphone and speaker nodes"),
+        # Closed by default (same rule as `gamgin up`): only this host sees the graph,
+        # unless the user already chose a discovery range.
+        SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
+                               os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")),
+        SetEnvironmentVariable("GAMGIN_HOME", home),
+        SetEnvironmentVariable("GAMGIN_MODELS", os.environ.get("GAMGIN_MODELS", f"{home}/models")),
+        SetEnvironmentVariable("GAMGIN_DATA", os.environ.get("GAMGIN_DATA", f"{home}/data")),
+    ]
+    for node in graph.nodes:
+        actions.append(Node(
+            package=node.package,
+            executable=node.executable,
+            name=node.name,
+            namespace=graph.namespace,
+            parameters=[str(p) for p in node.param_files(config_dir)],
+            respawn=node.respawn,
+            respawn_delay=1.0,
+            output="screen",
+            condition=UnlessCondition(LaunchConfiguration("no_audio")) if node.audio else None,
+        ))
+    return LaunchDescription(actions)

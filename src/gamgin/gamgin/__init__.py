@@ -1,0 +1,1 @@
+"""gamgin bringup: one graph description, the supervisor behind `gamgin up`, the CLI."""

@@ -1,0 +1,145 @@
+"""The `gamgin` command: start the graph, inspect it, benchmark it, talk to it.
+
+Subcommands that belong to a stage live in that stage's package and are dispatched by
+module name, so this file stays the table of contents and never imports a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from gamgin.graph import GraphError, default_config_dir, load_graph
+
+# `gamgin <cmd> ...` -> module whose main(argv) -> int implements it.
+DELEGATED = {
+    "say": "gamgin_tts.say",
+    "status": "gamgin.status",
+    "trace": "gamgin.trace",
+    "record": "gamgin.record",
+    "replay": "gamgin.replay",
+    "kb": "gamgin_knowledge.cli",
+}
+WAKE = {"enroll": "gamgin_wake.enroll"}
+BENCHES = {
+    "transport": "gamgin.bench_transport",
+    "wake": "gamgin_wake.bench",
+    "stt": "gamgin_stt.bench",
+    "llm": "gamgin_llm.bench",
+    "tts": "gamgin_tts.bench",
+    "intents": "gamgin_devices.bench",
+    "kb": "gamgin_knowledge.bench",
+    "e2e": "gamgin.bench_e2e",
+}
+
+
+def graph_env(lan: bool = False) -> dict[str, str]:
+    """The environment every node of `gamgin up` gets."""
+    env = dict(os.environ)
+    home = env.get("GAMGIN_HOME") or str(Path(default_config_dir()).resolve().parent)
+    env.setdefault("GAMGIN_HOME", home)
+    env.setdefault("GAMGIN_MODELS", str(Path(home) / "models"))
+    env.setdefault("GAMGIN_DATA", str(Path(home) / "data"))
+    # Closed by default: nobody else on the home network can publish a Transcript that
+    # switches the appliances. --lan (or setting the variable yourself) opens it.
+    if lan:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
+    else:
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def _run_module(module: str, argv: list[str]) -> int:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        print(f"gamgin: {module} is not installed ({exc}); run scripts/setup", file=sys.stderr)
+        return 2
+    return int(mod.main(argv) or 0)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from gamgin.supervisor import Supervisor
+
+    config_dir = Path(args.config) if args.config else default_config_dir()
+    graph = load_graph(config_dir / "graph.yaml")
+    split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
+    nodes = graph.select(no_audio=args.no_audio, only=split(args.only), exclude=split(args.exclude))
+    env = graph_env(lan=args.lan)
+    log_dir = Path(args.log_dir) if args.log_dir else (
+        Path(env["GAMGIN_HOME"]) / "log" / "gamgin-up" / time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        sup = Supervisor(graph, nodes, config_dir, env=env, log_dir=log_dir)
+    except FileNotFoundError as exc:
+        print(f"gamgin up: {exc}", file=sys.stderr)
+        return 2
+    sup.say(f"graph {graph.namespace}: {', '.join(n.name for n in nodes)}"
+            f"{' (no audio)' if args.no_audio else ''}; discovery "
+            f"{env['ROS_AUTOMATIC_DISCOVERY_RANGE']}; domain {env.get('ROS_DOMAIN_ID', '0')}; "
+            f"logs in {log_dir}")
+    return sup.run()
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    config_dir = Path(args.config) if args.config else default_config_dir()
+    graph = load_graph(config_dir / "graph.yaml")
+    for n in graph.nodes:
+        flags = " [audio]" if n.audio else ""
+        print(f"{graph.namespace}/{n.name:10s} {n.package}/{n.executable}{flags}  "
+              f"params: {', '.join(n.params) or '-'}  {n.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gamgin", description="gamgin (金坚) voice companion")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    up = sub.add_parser("up", help="start the whole graph, one process per node")
+    up.add_argument("--no-audio", action="store_true", help="all but the microphone and speaker")
+    up.add_argument("--only", help="comma-separated node names to start")
+    up.add_argument("--exclude", help="comma-separated node names to leave out")
+    up.add_argument("--lan", action="store_true",
+                    help="let other hosts on the network see the graph (default: this host only)")
+    up.add_argument("--config", help="config directory (default: the workspace's config/)")
+    up.add_argument("--log-dir", help="where each node's log is written")
+    up.set_defaults(func=cmd_up)
+
+    g = sub.add_parser("graph", help="print the graph description")
+    g.add_argument("--config")
+    g.set_defaults(func=cmd_graph)
+
+    b = sub.add_parser("bench", help="benchmarks: " + ", ".join(BENCHES))
+    b.add_argument("name", choices=sorted(BENCHES))
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=lambda a: _run_module(BENCHES[a.name], a.rest))
+
+    w = sub.add_parser("wake", help="wake word tools: enroll")
+    w.add_argument("action", choices=sorted(WAKE))
+    w.add_argument("rest", nargs=argparse.REMAINDER)
+    w.set_defaults(func=lambda a: _run_module(WAKE[a.action], a.rest))
+
+    for name, module in DELEGATED.items():
+        d = sub.add_parser(name, help=f"see `gamgin {name} --help`", add_help=False)
+        d.add_argument("rest", nargs=argparse.REMAINDER)
+        d.set_defaults(func=lambda a, m=module: _run_module(m, a.rest))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GraphError as exc:
+        print(f"gamgin: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

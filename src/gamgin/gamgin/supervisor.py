@@ -1,0 +1,162 @@
+"""`gamgin up`: run every node of the graph in its own process, restart what crashes,
+stop everything cleanly on Ctrl-C. Pure Python (subprocess), no ROS import: it must
+work even when a node's Python environment is broken, and report that clearly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from gamgin.graph import Graph, GraphNode
+from gamgin_common.paths import find_executable
+
+COLORS = ["\033[36m", "\033[32m", "\033[33m", "\033[35m", "\033[34m", "\033[91m", "\033[92m"]
+RESET = "\033[0m"
+
+
+@dataclass
+class Child:
+    node: GraphNode
+    cmd: list[str]
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    restarts: int = 0
+    backoff: float = 1.0
+    next_start: float = 0.0
+    reader: threading.Thread | None = None
+    exit_codes: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(self, graph: Graph, nodes: list[GraphNode], config_dir: Path,
+                 env: dict[str, str] | None = None, out: TextIO = sys.stdout,
+                 log_dir: Path | None = None, color: bool | None = None,
+                 max_backoff: float = 10.0, healthy_after: float = 30.0) -> None:
+        self.graph, self.config_dir = graph, config_dir
+        self.env = dict(env if env is not None else os.environ)
+        self.out = out
+        self.log_dir = log_dir
+        self.color = out.isatty() if color is None else color
+        self.max_backoff, self.healthy_after = max_backoff, healthy_after
+        self._stopping = threading.Event()
+        self._out_lock = threading.Lock()
+        self.children: list[Child] = []
+        for node in nodes:
+            exe = find_executable(node.package, node.executable)
+            self.children.append(Child(node, [str(exe), *node.ros_args(graph.namespace, config_dir)]))
+        width = max((len(c.node.name) for c in self.children), default=4)
+        self._prefix = {c.node.name: c.node.name.ljust(width) for c in self.children}
+        self.on_event: Callable[[str, Child], None] = lambda kind, child: None
+
+    # ------------------------------------------------------------------ output
+    def say(self, line: str, name: str = "gamgin") -> None:
+        prefix = self._prefix.get(name, name)
+        if self.color:
+            idx = [c.node.name for c in self.children].index(name) if name in self._prefix else -1
+            col = COLORS[idx % len(COLORS)] if idx >= 0 else "\033[1m"
+            prefix = f"{col}{prefix}{RESET}"
+        with self._out_lock:
+            self.out.write(f"[{prefix}] {line}\n")
+            self.out.flush()
+
+    def _pump(self, child: Child, proc: subprocess.Popen) -> None:
+        log = open(self.log_dir / f"{child.node.name}.log", "ab") if self.log_dir else None
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            if log:
+                log.write(raw)
+                log.flush()
+            self.say(raw.decode(errors="replace").rstrip("\n"), child.node.name)
+        if log:
+            log.close()
+
+    # ------------------------------------------------------------------ processes
+    def _start(self, child: Child) -> None:
+        child.proc = subprocess.Popen(
+            child.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
+        )
+        child.started = time.monotonic()
+        child.reader = threading.Thread(target=self._pump, args=(child, child.proc), daemon=True)
+        child.reader.start()
+        self.say(f"started {child.node.package}/{child.node.executable} as "
+                 f"{self.graph.namespace}/{child.node.name} (pid {child.proc.pid})")
+        self.on_event("started", child)
+
+    def start_all(self) -> None:
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        for child in self.children:
+            self._start(child)
+
+    def poll(self) -> None:
+        """Restart crashed children with exponential backoff (reset after a healthy run)."""
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.proc
+            if proc is not None and proc.poll() is not None:
+                code = proc.returncode
+                child.exit_codes.append(code)
+                child.proc = None
+                if child.reader:
+                    child.reader.join(timeout=1.0)
+                if not child.node.respawn:
+                    self.say(f"{child.node.name} exited with {code}; respawn is off")
+                    continue
+                if now - child.started > self.healthy_after:
+                    child.backoff = 1.0
+                child.next_start = now + child.backoff
+                self.say(f"{child.node.name} exited with {code}; restarting in {child.backoff:.0f} s")
+                child.backoff = min(child.backoff * 2, self.max_backoff)
+                self.on_event("exited", child)
+            elif proc is None and child.node.respawn and child.next_start and now >= child.next_start:
+                child.next_start = 0.0
+                child.restarts += 1
+                self._start(child)
+
+    def stop_all(self, timeout: float = 8.0) -> None:
+        self._stopping.set()
+        live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for c in live:
+            c.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for c in live:
+            try:
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{c.node.name} did not stop in {timeout:.0f} s; killing it")
+                os.killpg(c.proc.pid, signal.SIGKILL)
+                c.proc.wait()
+        for c in self.children:
+            if c.reader:
+                c.reader.join(timeout=1.0)
+
+    def run(self) -> int:
+        """Start, supervise until SIGINT/SIGTERM, stop. Returns the exit code for the CLI."""
+        stop = threading.Event()
+
+        def handler(signum, frame):
+            stop.set()
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start_all()
+            while not stop.wait(0.2):
+                self.poll()
+            self.say("stopping all nodes")
+        finally:
+            self.stop_all()
+            for s, h in old.items():
+                signal.signal(s, h)
+        self.say("stopped")
+        return 0

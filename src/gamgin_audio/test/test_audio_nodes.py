@@ -1,0 +1,145 @@
+"""Microphone and speaker nodes through the real audio path: PortAudio -> PulseAudio null
+sinks, real node processes, real DDS."""
+
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from gamgin_common import audio, qos, testing
+from gamgin_interfaces.msg import AudioChunk, TurnState
+
+pytestmark = pytest.mark.integration
+
+
+def chunks_of(samples: np.ndarray, rate: int, turn: int, ms: int = 100) -> list[AudioChunk]:
+    step = rate * ms // 1000
+    out = []
+    for i, start in enumerate(range(0, len(samples), step)):
+        part = samples[start:start + step]
+        out.append(AudioChunk(turn_id=turn, seq=i, sample_rate=rate, channels=1, encoding="s16le",
+                              data=audio.encode(part), end_of_stream=start + step >= len(samples)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    path = testing.espeak_wav("Hello, I am the robot dog. The living room light is on now.",
+                              tmp_path_factory.mktemp("wav") / "speech.wav")
+    return testing.read_wav(path) + (path,)
+
+
+def test_mic_publishes_what_the_virtual_microphone_hears(pulse, probe, node_env, speech, tmp_path):
+    samples, rate, path = speech
+    got = probe.collect(AudioChunk, "/gamgin/audio/mic", qos.MIC_AUDIO)
+    with testing.null_sink("gamgin_test_mic") as mic, testing.NodeProcess(
+        "gamgin_audio", "mic_node", "mic", node_env,
+        params={"pulse_source": f"{mic}.monitor"}, log_dir=str(tmp_path),
+    ) as node:
+        assert testing.wait_for(lambda: len(got) > 10, 20), node.log()
+        testing.play_to_sink(path, mic)
+        time.sleep(0.5)
+        received = list(got)
+    assert all(len(c.data) == 640 and c.sample_rate == 16000 and c.encoding == "s16le"
+               for c in received), "20 ms chunks of 16 kHz s16le"
+    seqs = [c.seq for c in received]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no gaps, in order"
+    stamps = [c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 for c in received]
+    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+    heard = np.concatenate([audio.decode(bytes(c.data), audio.AudioFormat(16000, 1, "s16le"))
+                            for c in received])
+    assert heard_clearly(audio.resample(samples, rate, 16000), heard)
+
+
+def heard_clearly(ref: np.ndarray, heard: np.ndarray) -> bool:
+    """Each of the clip's first two seconds is found in the recording, shape intact. Per
+    window, so one chunk lost under CPU load does not shift the whole comparison."""
+    scores = [testing.best_correlation(ref[i:i + 16000], heard) for i in (0, 16000)]
+    return min(scores) > 0.8 or print("correlations", scores)
+
+
+@pytest.fixture(scope="module")
+def speaker(pulse, probe, node_env, tmp_path_factory):
+    with testing.null_sink("gamgin_test_speaker") as sink, testing.NodeProcess(
+        "gamgin_audio", "speaker_node", "speaker", node_env,
+        params={"pulse_sink": sink}, log_dir=str(tmp_path_factory.mktemp("speaker")),
+    ) as node:
+        pub = probe.publisher(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
+        state = probe.publisher(TurnState, "/gamgin/turn/state", qos.STATE)
+        playback = probe.collect(TurnState, "/gamgin/audio/playback", qos.EVENTS)
+        diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        assert probe.wait_for_subscribers(pub, 1, 20), node.log()
+        assert testing.wait_for(
+            lambda: any(s.message.startswith("playing") for s in
+                        probe.diagnostics_of(diags, "/gamgin/speaker")), 20), node.log()
+        yield {"sink": sink, "node": node, "pub": pub, "state": state, "playback": playback,
+               "diags": diags}
+
+
+def test_speech_published_is_heard_on_the_speaker(speaker, speech):
+    samples, rate, _ = speech
+    with testing.Recorder(f"{speaker['sink']}.monitor") as rec:
+        time.sleep(0.3)
+        for msg in chunks_of(samples, rate, turn=5):
+            speaker["pub"].publish(msg)
+        assert testing.wait_for(
+            lambda: any(m.turn_id == 5 and m.state == TurnState.IDLE for m in speaker["playback"]),
+            len(samples) / rate + 5)
+        heard = rec.stop()
+    assert heard_clearly(audio.resample(samples, rate, 16000), heard)
+    started = [m for m in speaker["playback"] if m.turn_id == 5 and m.state == TurnState.SPEAKING]
+    assert len(started) == 1
+
+
+def test_cancel_silences_the_speaker_at_once(speaker):
+    rate = 24000
+    t = np.arange(rate * 4) / rate
+    tone = (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    with testing.Recorder(f"{speaker['sink']}.monitor") as rec:
+        time.sleep(0.2)
+        for msg in chunks_of(tone, rate, turn=6):
+            speaker["pub"].publish(msg)
+        assert testing.wait_for(lambda: any(m.turn_id == 6 and m.state == TurnState.SPEAKING
+                                            for m in speaker["playback"]), 5)
+        time.sleep(0.5)
+        speaker["state"].publish(TurnState(turn_id=6, state=TurnState.CANCELLED, reason="test"))
+        time.sleep(1.0)
+        heard = rec.stop()
+    frames = heard[: len(heard) // 320 * 320].reshape(-1, 320)  # 20 ms frames at 16 kHz
+    loud_s = float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > 0.05)) * 0.02
+    # ~0.5 s played before the cancel; the rest of the 4 s tone must never be heard
+    assert 0.2 < loud_s < 1.2, loud_s
+    assert any(m.turn_id == 6 and m.state == TurnState.CANCELLED for m in speaker["playback"])
+
+
+def test_malformed_chunks_are_counted_and_the_speaker_keeps_playing(speaker):
+    bad = [
+        AudioChunk(turn_id=7, seq=0, sample_rate=16000, channels=1, encoding="mp3", data=b"\0\0"),
+        AudioChunk(turn_id=7, seq=1, sample_rate=16000, channels=1, encoding="s16le", data=b"\0"),
+        AudioChunk(turn_id=7, seq=2, sample_rate=0, channels=1, encoding="s16le", data=b"\0\0"),
+        AudioChunk(turn_id=7, seq=3, sample_rate=16000, channels=1, encoding="s16le", data=b""),
+        AudioChunk(turn_id=7, seq=4, sample_rate=16000, channels=0, encoding="s16le", data=b"\0\0"),
+        AudioChunk(turn_id=7, seq=5, sample_rate=16000, channels=1, encoding="f32le",
+                   data=b"\0" * (audio.MAX_CHUNK_BYTES + 4)),
+    ]
+    for msg in bad:
+        speaker["pub"].publish(msg)
+
+    def malformed() -> int:
+        for s in reversed(speaker["diags"] and probe_statuses(speaker)):
+            for kv in s.values:
+                if kv.key == "malformed_chunks":
+                    return int(kv.value)
+        return 0
+
+    assert testing.wait_for(lambda: malformed() >= len(bad), 10), malformed()
+    assert speaker["node"].alive()
+    good = chunks_of(np.full(2400, 0.3, np.float32), 24000, turn=8)
+    for msg in good:
+        speaker["pub"].publish(msg)
+    assert testing.wait_for(lambda: any(m.turn_id == 8 and m.state == TurnState.SPEAKING
+                                        for m in speaker["playback"]), 5)
+
+
+def probe_statuses(speaker) -> list:
+    return [s for arr in list(speaker["diags"]) for s in arr.status if s.name == "/gamgin/speaker"]
