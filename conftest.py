@@ -7,6 +7,7 @@ one machine, or a graph left running by hand, never see each other's messages.
 import os
 
 import pytest
+
 from gamgin_common import testing
 
 _DOMAIN = int(os.environ.get("GAMGIN_TEST_DOMAIN", "0")) or testing.unique_domain_id()

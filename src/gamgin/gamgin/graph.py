@@ -78,7 +78,8 @@ def load_graph(path: str | Path) -> Graph:
         unknown = set(entry) - {"name", "package", "executable", "params", "audio", "respawn",
                                 "description"}
         if unknown:
-            raise GraphError(f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
+            raise GraphError(
+                f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
         if entry["name"] in seen:
             raise GraphError(f"{path}: node name {entry['name']!r} appears twice")
         seen.add(entry["name"])

@@ -52,7 +52,8 @@ class Supervisor:
         self.children: list[Child] = []
         for node in nodes:
             exe = find_executable(node.package, node.executable)
-            self.children.append(Child(node, [str(exe), *node.ros_args(graph.namespace, config_dir)]))
+            args = node.ros_args(graph.namespace, config_dir)
+            self.children.append(Child(node, [str(exe), *args]))
         width = max((len(c.node.name) for c in self.children), default=4)
         self._prefix = {c.node.name: c.node.name.ljust(width) for c in self.children}
         self.on_event: Callable[[str, Child], None] = lambda kind, child: None
@@ -116,10 +117,11 @@ class Supervisor:
                 if now - child.started > self.healthy_after:
                     child.backoff = 1.0
                 child.next_start = now + child.backoff
-                self.say(f"{child.node.name} exited with {code}; restarting in {child.backoff:.0f} s")
+                self.say(f"{child.node.name} exited with {code}; "
+                         f"restarting in {child.backoff:.0f} s")
                 child.backoff = min(child.backoff * 2, self.max_backoff)
                 self.on_event("exited", child)
-            elif proc is None and child.node.respawn and child.next_start and now >= child.next_start:
+            elif proc is None and child.next_start and now >= child.next_start:
                 child.next_start = 0.0
                 child.restarts += 1
                 self._start(child)

@@ -63,7 +63,8 @@ class MicNode(StageNode):
         # PortAudio's thread: copy and hand over; never block here.
         if status.input_overflow:
             self.health.count("overflows")
-        self._queue.put((time.time_ns() - frames * 1_000_000_000 // self.sample_rate, indata[:, 0].copy()))
+        first_sample_ns = time.time_ns() - frames * 1_000_000_000 // self.sample_rate
+        self._queue.put((first_sample_ns, indata[:, 0].copy()))
 
     def _publish_loop(self) -> None:
         while self._running:

@@ -80,7 +80,8 @@ class SpeakerNode(StageNode):
             self._expected_seq[msg.turn_id] = msg.seq + 1
             rs = self._resamplers.get(msg.turn_id)
             if rs is None or rs.in_rate != fmt.sample_rate:
-                rs = self._resamplers[msg.turn_id] = audio.Resampler(fmt.sample_rate, self.sample_rate)
+                rs = audio.Resampler(fmt.sample_rate, self.sample_rate)
+                self._resamplers[msg.turn_id] = rs
             out = rs(samples, last=msg.end_of_stream)
             if msg.end_of_stream:
                 self._resamplers.pop(msg.turn_id, None)

@@ -1,11 +1,13 @@
 """Microphone and speaker nodes through the real audio path: PortAudio -> PulseAudio null
 sinks, real node processes, real DDS."""
 
+import itertools
 import time
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+
 from gamgin_common import audio, qos, testing
 from gamgin_interfaces.msg import AudioChunk, TurnState
 
@@ -26,7 +28,7 @@ def chunks_of(samples: np.ndarray, rate: int, turn: int, ms: int = 100) -> list[
 def speech(tmp_path_factory):
     path = testing.espeak_wav("Hello, I am the robot dog. The living room light is on now.",
                               tmp_path_factory.mktemp("wav") / "speech.wav")
-    return testing.read_wav(path) + (path,)
+    return (*testing.read_wav(path), path)
 
 
 def test_mic_publishes_what_the_virtual_microphone_hears(pulse, probe, node_env, speech, tmp_path):
@@ -45,7 +47,7 @@ def test_mic_publishes_what_the_virtual_microphone_hears(pulse, probe, node_env,
     seqs = [c.seq for c in received]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no gaps, in order"
     stamps = [c.header.stamp.sec + c.header.stamp.nanosec * 1e-9 for c in received]
-    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(stamps))
     heard = np.concatenate([audio.decode(bytes(c.data), audio.AudioFormat(16000, 1, "s16le"))
                             for c in received])
     assert heard_clearly(audio.resample(samples, rate, 16000), heard)

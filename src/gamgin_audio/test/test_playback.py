@@ -1,4 +1,5 @@
 import numpy as np
+
 from gamgin_audio.playback import SpeechQueue
 
 

@@ -64,7 +64,9 @@ def check_chunk(
 def decode(data: bytes, fmt: AudioFormat) -> np.ndarray:
     """Bytes -> float32 mono samples in [-1, 1] (channels averaged)."""
     raw = np.frombuffer(data, dtype=ENCODINGS[fmt.encoding])
-    samples = raw.astype(np.float32) / 32768.0 if fmt.encoding == "s16le" else raw.astype(np.float32)
+    samples = raw.astype(np.float32)
+    if fmt.encoding == "s16le":
+        samples /= 32768.0
     if fmt.channels > 1:
         samples = samples.reshape(-1, fmt.channels).mean(axis=1)
     if not np.all(np.isfinite(samples)):

@@ -148,7 +148,8 @@ class StageNode(LifecycleNode):
 
     def _destroy_entities(self) -> None:
         for ent in self._entities:
-            for destroy in (self.destroy_publisher, self.destroy_subscription, self.destroy_service):
+            destroyers = (self.destroy_publisher, self.destroy_subscription, self.destroy_service)
+            for destroy in destroyers:
                 try:
                     if destroy(ent):
                         break

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import threading
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import wave

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from gamgin.graph import GraphError, load_graph
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_shipped_graph_loads_and_names_existing_params_files():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    assert graph.namespace == "/gamgin"
+    names = [n.name for n in graph.nodes]
+    assert {"mic", "speaker"} <= set(names)
+    for node in graph.nodes:
+        for f in node.param_files(ROOT / "config"):
+            assert f.is_file(), f"{node.name}: params file {f} missing"
+
+
+def test_no_audio_leaves_out_exactly_the_audio_nodes():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    kept = graph.select(no_audio=True)
+    assert {n.name for n in kept} == {n.name for n in graph.nodes if not n.audio}
+    assert not {"mic", "speaker"} & {n.name for n in kept}
+
+
+def test_ros_args_are_what_ros2_launch_would_pass(tmp_path):
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    mic = next(n for n in graph.nodes if n.name == "mic")
+    assert mic.ros_args("/gamgin", tmp_path) == [
+        "--ros-args", "-r", "__node:=mic", "-r", "__ns:=/gamgin",
+        "--params-file", str(tmp_path / "audio.yaml")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("nodes: 3", "'nodes' list"),
+    ("nodes: [{name: a, package: p}]", "lacks executable"),
+    ("nodes: [{name: a, package: p, executable: e}, {name: a, package: p, executable: e}]",
+     "appears twice"),
+    ("nodes: [{name: a, package: p, executable: e, colour: red}]", "unknown keys"),
+    ("nodes: [", "not valid YAML"),
+])
+def test_malformed_graphs_are_refused_with_the_reason(tmp_path, text, message):
+    (tmp_path / "graph.yaml").write_text(text)
+    with pytest.raises(GraphError, match=message):
+        load_graph(tmp_path / "graph.yaml")
+
+
+def test_selecting_an_unknown_node_is_an_error():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    with pytest.raises(GraphError, match="unknown node 'nope'"):
+        graph.select(only={"nope"})

@@ -1,0 +1,103 @@
+"""`gamgin up` for real: node processes, restart after a crash, clean Ctrl-C."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+
+from gamgin_common import qos, testing
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def audio_config(tmp_path: Path, mic_sink: str, speaker_sink: str) -> Path:
+    cfg = tmp_path / "config"
+    shutil.copytree(ROOT / "config", cfg)
+    params = yaml.safe_load((cfg / "audio.yaml").read_text())
+    params["/gamgin/mic"]["ros__parameters"]["pulse_source"] = f"{mic_sink}.monitor"
+    params["/gamgin/speaker"]["ros__parameters"]["pulse_sink"] = speaker_sink
+    (cfg / "audio.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    graph = yaml.safe_load((cfg / "graph.yaml").read_text())
+    graph["nodes"] = [n for n in graph["nodes"] if n["name"] in ("mic", "speaker")]
+    (cfg / "graph.yaml").write_text(yaml.safe_dump(graph, allow_unicode=True))
+    return cfg
+
+
+def latest_pid(probe, diags, fqn: str) -> int | None:
+    statuses = probe.diagnostics_of(diags, fqn)
+    for s in reversed(statuses):
+        if s.message.startswith(("capturing", "playing")):
+            return int({kv.key: kv.value for kv in s.values}["pid"])
+    return None
+
+
+def start_up(args: list[str], env: dict, tmp_path: Path) -> subprocess.Popen:
+    log = open(tmp_path / "up.log", "wb")
+    return subprocess.Popen(["gamgin", "up", *args], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_up_starts_the_graph_restarts_a_crashed_node_and_stops_cleanly(
+        pulse, probe, node_env, tmp_path):
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    with testing.null_sink("gamgin_up_mic") as mic, testing.null_sink("gamgin_up_spk") as spk:
+        cfg = audio_config(tmp_path, mic, spk)
+        up = start_up(["--config", str(cfg), "--log-dir", str(tmp_path / "logs")], node_env,
+                      tmp_path)
+        log = lambda: (tmp_path / "up.log").read_text(errors="replace")  # noqa: E731
+        try:
+            assert testing.wait_for(lambda: latest_pid(probe, diags, "/gamgin/mic") and
+                                    latest_pid(probe, diags, "/gamgin/speaker"), 30), log()
+            first = latest_pid(probe, diags, "/gamgin/speaker")
+            os.kill(first, signal.SIGKILL)  # a crash, not a polite stop
+            t0 = time.monotonic()
+            assert testing.wait_for(
+                lambda: (latest_pid(probe, diags, "/gamgin/speaker") or first) != first, 15), log()
+            restart_s = time.monotonic() - t0
+            assert restart_s < 10
+            children = [latest_pid(probe, diags, "/gamgin/mic"),
+                        latest_pid(probe, diags, "/gamgin/speaker")]
+        finally:
+            up.send_signal(signal.SIGINT)
+            code = up.wait(20)
+    assert code == 0, log()
+    assert not [p for p in children if psutil.pid_exists(p) and
+                psutil.Process(p).status() != psutil.STATUS_ZOMBIE], "children left running"
+    text = log()
+    assert "restarting in" in text and "stopped" in text
+    assert (tmp_path / "logs" / "mic.log").exists()
+
+
+def test_up_no_audio_starts_no_audio_node(probe, node_env, tmp_path):
+    cfg = tmp_path / "config"
+    shutil.copytree(ROOT / "config", cfg)
+    up = start_up(["--no-audio", "--config", str(cfg)], node_env, tmp_path)
+    time.sleep(4)
+    up.send_signal(signal.SIGINT)
+    assert up.wait(30) == 0
+    text = (tmp_path / "up.log").read_text()
+    assert "(no audio)" in text
+    assert "as /gamgin/mic" not in text and "as /gamgin/speaker" not in text
+
+
+def test_up_is_closed_to_the_network_by_default(node_env):
+    from gamgin.cli import graph_env
+
+    env = {k: v for k, v in node_env.items() if k != "ROS_AUTOMATIC_DISCOVERY_RANGE"}
+    os_env = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        assert graph_env()["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+        assert graph_env(lan=True)["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+    finally:
+        os.environ.clear()
+        os.environ.update(os_env)
