@@ -1,0 +1,1 @@
+"""gamgin_devices: home appliances as ROS services, local intents, local music."""

@@ -1,0 +1,148 @@
+"""Device state and the rules for changing it. Pure Python, no ROS.
+
+Every change goes through ``DeviceController``: validate against the registry, let the
+backend make it real, and only then commit it and tell the listeners. A refused or
+failed change therefore never alters the state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gamgin_devices.backends import BackendError, DeviceBackend, DeviceStatus
+from gamgin_devices.registry import DeviceSpec, Refused, Registry, UnknownDevice, fmt_number
+
+# (device_id, what changed: "power" or a param name, origin: "service" | "voice" | "backend")
+ChangeListener = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a service call returns: success, a message a person can read, applied value."""
+
+    success: bool
+    message: str
+    value: float = 0.0
+
+
+class DeviceController:
+    def __init__(self, registry: Registry, backend: DeviceBackend) -> None:
+        self.registry, self.backend = registry, backend
+        self._lock = threading.RLock()
+        self._states = {d.id: DeviceStatus(False, {p.name: p.default for p in d.params.values()})
+                        for d in registry.devices.values()}
+        self._listeners: list[ChangeListener] = []
+        self.refused = 0
+        self.failed = 0
+
+    def start(self) -> str:
+        """Open the backend and take over the state it knows; returns a warning or ""."""
+        known = self.backend.start(self.registry, self._on_external)
+        with self._lock:
+            for dev_id, st in known.items():
+                if dev_id in self._states:  # a device removed from the registry is dropped
+                    self._merge(dev_id, st.to_dict())
+        return getattr(self.backend, "warning", "")
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def add_listener(self, fn: ChangeListener) -> None:
+        self._listeners.append(fn)
+
+    # ------------------------------------------------------------------ queries
+    def devices(self, room: str = "") -> list[tuple[DeviceSpec, DeviceStatus]]:
+        with self._lock:
+            return [(d, self._states[d.id].copy()) for d in self.registry.devices.values()
+                    if not room or d.room == room]
+
+    def status(self, device_id: str) -> DeviceStatus:
+        with self._lock:
+            self.registry.get(device_id)
+            return self._states[device_id].copy()
+
+    def values(self) -> dict[str, dict[str, float]]:
+        """{device_id: {param: value}}: what relative voice commands are resolved against."""
+        with self._lock:
+            return {k: dict(s.params) for k, s in self._states.items()}
+
+    # ------------------------------------------------------------------ commands
+    def set_power(self, device_id: str, on: bool, origin: str = "service") -> Outcome:
+        try:
+            dev = self.registry.get(device_id)
+        except UnknownDevice as exc:
+            return self._refuse(str(exc))
+        with self._lock:
+            new = self._states[dev.id].copy()
+            new.on = bool(on)
+            err = self._commit(dev.id, new, {"on": bool(on)}, "power", origin)
+        if err:
+            return err
+        return Outcome(True, f"{dev.id} switched {'on' if on else 'off'}", 1.0 if on else 0.0)
+
+    def set_param(self, device_id: str, name: str, value: float,
+                  origin: str = "service") -> Outcome:
+        try:
+            dev = self.registry.get(device_id)
+            applied = dev.param(name).check(value)
+        except (UnknownDevice, Refused) as exc:
+            return self._refuse(str(exc))
+        with self._lock:
+            new = self._states[dev.id].copy()
+            new.params[name] = applied
+            err = self._commit(dev.id, new, {"params": {name: applied}}, name, origin)
+        if err:
+            return err
+        unit = dev.params[name].unit
+        note = "" if applied == float(value) else f" (asked {fmt_number(float(value))})"
+        return Outcome(True, f"{dev.id} {name} set to {fmt_number(applied)}{unit}{note}", applied)
+
+    # ------------------------------------------------------------------ internals
+    def _refuse(self, message: str) -> Outcome:
+        self.refused += 1
+        return Outcome(False, message)
+
+    def _commit(self, device_id: str, new: DeviceStatus, change: dict, what: str,
+                origin: str) -> Outcome | None:
+        after = dict(self._states)
+        after[device_id] = new
+        try:
+            self.backend.apply(device_id, new, change, after)
+        except BackendError as exc:
+            self.failed += 1
+            return Outcome(False, f"{device_id}: {exc}")
+        if getattr(self.backend, "optimistic", True):
+            self._states[device_id] = new
+            self._notify(device_id, what, origin)
+        return None
+
+    def _on_external(self, device_id: str, change: dict) -> None:
+        with self._lock:
+            if device_id not in self._states:
+                return
+            what = self._merge(device_id, change)
+        if what:
+            self._notify(device_id, what, "backend")
+
+    def _merge(self, device_id: str, change: dict) -> str:
+        """Apply a backend-reported state, keeping values inside the registry's ranges."""
+        dev, st = self.registry.devices[device_id], self._states[device_id]
+        changed: list[str] = []
+        if "on" in change and bool(change["on"]) != st.on:
+            st.on = bool(change["on"])
+            changed.append("power")
+        for name, v in (change.get("params") or {}).items():
+            spec = dev.params.get(name)
+            if spec is None:
+                continue
+            v = min(max(float(v), spec.min), spec.max)  # a device's report is a fact: clamp
+            if v != st.params.get(name):
+                st.params[name] = v
+                changed.append(name)
+        return ",".join(changed)
+
+    def _notify(self, device_id: str, what: str, origin: str) -> None:
+        for fn in self._listeners:
+            fn(device_id, what, origin)

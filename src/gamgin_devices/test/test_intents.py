@@ -1,0 +1,157 @@
+"""Local intents: real hassil + home-assistant-intents + our sentence files."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from gamgin_devices.intents import DeviceIntents
+
+STATE = {"bedroom_ac": {"temperature": 26.0}, "living_room_light": {"brightness": 50.0},
+         "bedroom_light": {"brightness": 60.0}, "tv": {"volume": 30.0}, "fan": {"speed": 1.0},
+         "water_heater": {"temperature": 50.0}}
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return DeviceIntents()
+
+
+@pytest.fixture
+def di(shared):
+    shared._pending, shared.last_device = None, ""  # a fresh conversation per test
+    return shared
+
+
+def acts(answer):
+    return sorted((a.device_id, a.kind, a.on if a.kind == "power" else a.param, a.value)
+                  for a in answer.actions)
+
+
+@pytest.mark.parametrize("text, lang, expected", [
+    ("金坚，把客厅的灯打开", "zh", [("living_room_light", "power", True, None)]),
+    ("打开客厅灯", "zh", [("living_room_light", "power", True, None)]),
+    ("關掉風扇", "zh", [("fan", "power", False, None)]),  # traditional, as Whisper writes
+    ("把卧室空调调到二十六度", "zh", [("bedroom_ac", "param", "temperature", 26.0)]),
+    ("空调温度设成二十四度", "zh", [("bedroom_ac", "param", "temperature", 24.0)]),
+    ("客厅灯亮度调到百分之三十", "zh", [("living_room_light", "param", "brightness", 30.0)]),
+    ("把电视音量调到一半", "zh", [("tv", "param", "volume", 50.0)]),
+    ("把风扇调到三档", "zh", [("fan", "param", "speed", 3.0)]),
+    ("风扇开到最大", "zh", [("fan", "param", "speed", 3.0)]),
+    ("把空调调高两度", "zh", [("bedroom_ac", "param", "temperature", 28.0)]),
+    ("空调调低一点", "zh", [("bedroom_ac", "param", "temperature", 25.0)]),
+    ("把客厅灯调亮一点", "zh", [("living_room_light", "param", "brightness", 70.0)]),
+    ("电视声音调小一点", "zh", [("tv", "param", "volume", 20.0)]),
+    ("关闭所有的灯", "zh", [("bedroom_light", "power", False, None),
+                       ("living_room_light", "power", False, None)]),
+    ("把卧室的灯关了", "zh", [("bedroom_light", "power", False, None)]),
+    ("turn on the living room light", "en", [("living_room_light", "power", True, None)]),
+    ("Turn off the fan.", "en", [("fan", "power", False, None)]),
+    ("set the bedroom ac to 22 degrees", "en", [("bedroom_ac", "param", "temperature", 22.0)]),
+    ("turn the fan up", "en", [("fan", "param", "speed", 2.0)]),
+    ("turn the tv volume down", "en", [("tv", "param", "volume", 20.0)]),
+    ("set the tv volume to half", "en", [("tv", "param", "volume", 50.0)]),
+    ("turn off all the lights", "en", [("bedroom_light", "power", False, None),
+                                       ("living_room_light", "power", False, None)]),
+    ("set the living room light brightness to 40%", "en",
+     [("living_room_light", "param", "brightness", 40.0)]),
+])
+def test_commands_become_actions(di, text, lang, expected):
+    answer = di.handle(text, lang, state=STATE)
+    assert answer is not None, text
+    assert acts(answer) == expected
+    assert not answer.question and answer.speech
+    assert answer.language == lang
+
+
+def test_confirmation_is_in_the_users_language(di):
+    zh = di.handle("把卧室空调调到二十六度", "zh", state=STATE)
+    assert "卧室空调" in zh.speech and "26" in zh.speech
+    en = di.handle("set the bedroom ac to 22 degrees", "en", state=STATE)
+    assert "22 degrees" in en.speech and en.speech.startswith("OK")
+
+
+def test_relative_without_state_returns_a_delta(di):
+    answer = di.handle("把空调调高两度", "zh")
+    (a,) = answer.actions
+    assert (a.device_id, a.value, a.delta) == ("bedroom_ac", None, 2.0)
+    assert a.resolve(29.0, 16, 30) == 30  # saturates at the top of the range
+
+
+def test_relative_at_limit_does_nothing(di):
+    answer = di.handle("风扇调快一档", "zh", state={**STATE, "fan": {"speed": 3.0}})
+    assert answer.actions == () and "3" in answer.speech
+
+
+def test_out_of_range_is_refused_with_the_range(di):
+    answer = di.handle("把空调调到四十度", "zh", state=STATE)
+    assert answer.actions == () and "16" in answer.speech and "30" in answer.speech
+
+
+def test_ambiguous_asks_back_then_completes(di):
+    q = di.handle("开灯", "zh", state=STATE)
+    assert q.question and q.actions == () and "客厅灯" in q.speech and "卧室灯" in q.speech
+    a = di.handle("卧室的", "zh", state=STATE)
+    assert acts(a) == [("bedroom_light", "power", True, None)] and a.layer == "context"
+    q = di.handle("turn on the light", "en", state=STATE)
+    assert q.question and "living room light" in q.speech
+    a = di.handle("the bedroom one", "en", state=STATE)
+    assert acts(a) == [("bedroom_light", "power", True, None)]
+
+
+def test_follow_up_uses_the_last_device(di):
+    di.handle("把电视音量调到四十", "zh", state=STATE)
+    answer = di.handle("再调高一点", "zh", state={**STATE, "tv": {"volume": 40.0}})
+    assert acts(answer) == [("tv", "param", "volume", 50.0)]
+
+
+def test_confirmation_needed_for_listed_devices(di):
+    q = di.handle("打开热水器", "zh", state=STATE)
+    assert q.question and q.actions == () and "热水器" in q.speech
+    yes = di.handle("好的", "zh", state=STATE)
+    assert acts(yes) == [("water_heater", "power", True, None)]
+    q = di.handle("turn on the water heater", "en", state=STATE)
+    assert q.question
+    no = di.handle("no", "en", state=STATE)
+    assert no.actions == () and no.speech
+    assert di.handle("yes", "en", state=STATE) is None  # nothing pending: no action
+
+
+def test_music_commands(di):
+    a = di.handle("放一首周杰伦的歌", "zh")
+    assert [(x.kind, x.command, x.query) for x in a.actions] == [("music", "play", "周杰伦")]
+    assert di.handle("下一首", "zh").actions[0].command == "next"
+    assert di.handle("stop the music", "en").actions[0].command == "stop"
+    a = di.handle("play something by Adele", "en")
+    assert a.actions[0].query == "adele"
+
+
+@pytest.mark.parametrize("text, lang", [("今天天气怎么样", "zh"), ("给我讲个笑话", "zh"),
+                                        ("what is the capital of france", "en"), ("", "en"),
+                                        ("打开客厅灯", "fr")])
+def test_other_sentences_are_not_ours(di, text, lang):
+    assert di.handle(text, lang, state=STATE) is None
+
+
+def test_layers_each_add_something():
+    ha = DeviceIntents(layers=("ha",), warm=False)
+    ours = DeviceIntents(layers=("gamgin",), warm=False)
+    # HA alone knows absolute settings but not 一半 or relative changes
+    assert ha.handle("客厅灯亮度调到百分之三十", "zh", state=STATE) is not None
+    assert ha.handle("把电视音量调到一半", "zh", state=STATE) is None
+    assert ours.handle("把电视音量调到一半", "zh", state=STATE) is not None
+    assert ha.handle("把空调调高两度", "zh", state=STATE) is None
+
+
+def test_latency_well_under_50ms(di):
+    texts = ["把客厅的灯打开", "把卧室空调调到二十六度", "turn the fan up", "今天天气怎么样",
+             "set the tv volume to half", "把空调调高两度"]
+    times = []
+    for _ in range(3):
+        for t in texts:
+            t0 = time.perf_counter()
+            di.handle(t, "en" if t.isascii() else "zh", state=STATE, dry=True)
+            times.append(time.perf_counter() - t0)
+    assert statistics.median(times) < 0.05, times
