@@ -18,7 +18,8 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2"),
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
+                       reason="needs root and iproute2"),
 ]
 
 PUBLISHER = textwrap.dedent("""
