@@ -1,0 +1,104 @@
+"""Whisper through ``ctranslate2.models.Whisper`` directly: the low-latency backend.
+
+faster-whisper's ``transcribe`` pads every input to Whisper's 30 s window; on 2 CPU
+cores encoding that padding costs ~0.4 s of a ~0.5 s transcription of a short
+command. The encoder accepts shorter inputs, so this backend encodes only the audio plus
+some trailing silence, rounded up to a bucket (a few sizes keep CTranslate2's work
+regular). The decode is capped by the audio length and collapsed if it loops.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from gamgin_stt.backends import Recognition, RecognizerConfig, resolve_whisper_model
+from gamgin_stt.text import collapse_repeats, to_simplified
+
+SAMPLE_RATE = 16_000
+WINDOW_S = 30.0  # Whisper's positional embeddings cover 30 s (1500 encoder frames)
+MAX_TOKENS = 448
+
+
+class Ct2Whisper:
+    name = "ct2"
+
+    def __init__(self, cfg: RecognizerConfig) -> None:
+        import ctranslate2
+        import tokenizers
+        from faster_whisper.feature_extractor import FeatureExtractor
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.cfg = cfg
+        self.path = resolve_whisper_model(cfg.model)
+        self._ct2 = ctranslate2
+        self.model = ctranslate2.models.Whisper(
+            str(self.path), device=cfg.device, compute_type=cfg.compute_type,
+            intra_threads=cfg.cpu_threads, inter_threads=1,
+        )
+        self._hf = tokenizers.Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self._Tokenizer = Tokenizer
+        self._tokenizers: dict[str, Tokenizer] = {}
+        self.features = FeatureExtractor(feature_size=self.model.n_mels)
+        base = self.tokenizer("en")
+        self._prompt_ids: list[int] = []
+        text = " ".join(s.strip() for s in (cfg.hotwords, cfg.initial_prompt) if s.strip())
+        if text:
+            # Same place faster-whisper puts initial_prompt/hotwords: after <|startofprev|>.
+            self._prompt_ids = [base.sot_prev, *base.encode(" " + text)[-(MAX_TOKENS // 2 - 1):]]
+
+    def tokenizer(self, language: str):
+        if language not in self._tokenizers:
+            self._tokenizers[language] = self._Tokenizer(
+                self._hf, self.model.is_multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
+
+    def window_s(self, duration_s: float) -> float:
+        need = duration_s + self.cfg.min_tail_pad_s
+        return min(WINDOW_S, math.ceil(need / self.cfg.bucket_s) * self.cfg.bucket_s)
+
+    def recognize(self, samples: np.ndarray, final: bool, language: str | None = None
+                  ) -> Recognition:
+        t0 = time.perf_counter()
+        samples = samples[: int(WINDOW_S * SAMPLE_RATE)]
+        duration = len(samples) / SAMPLE_RATE
+        win = self.window_s(duration)
+        padded = np.zeros(int(win * SAMPLE_RATE), dtype=np.float32)
+        padded[: len(samples)] = samples
+        # padding=0: the zeros above are the padding, so normalization sees what Whisper
+        # sees on a padded 30 s window (log-mel clamped to max - 8).
+        feats = self.features(padded, padding=0)[:, : int(win * 100) // 2 * 2]
+        enc = self.model.encode(
+            self._ct2.StorageView.from_array(np.ascontiguousarray(feats[None])), to_cpu=False
+        )
+        lang = language or self.cfg.language
+        if lang == "auto":
+            lang = self._detect(enc)
+        tok = self.tokenizer(lang)
+        prompt = self._prompt_ids + list(tok.sot_sequence) + [tok.no_timestamps]
+        # ~3 tokens per English word, ~1.5 per Chinese character: 15 tokens/s is generous
+        # for speech and stops a looping decode early.
+        budget = min(MAX_TOKENS - len(prompt), int(10 + 15 * duration))
+        res = self.model.generate(
+            enc, [prompt], beam_size=self.cfg.beam_size if final else 1,
+            max_length=budget, return_scores=True, return_no_speech_prob=True,
+            suppress_blank=True, suppress_tokens=[-1],
+        )[0]
+        ids = [i for i in res.sequences_ids[0] if i < tok.eot]
+        text = to_simplified(tok.decode(collapse_repeats(ids)).strip())
+        return Recognition(
+            text=text, language=lang, avg_logprob=float(res.scores[0]) if res.scores else -10.0,
+            no_speech_prob=float(res.no_speech_prob), compute_s=time.perf_counter() - t0,
+        )
+
+    def _detect(self, enc) -> str:
+        probs = dict(self.model.detect_language(enc)[0])
+        allowed = [f"<|{code}|>" for code in self.cfg.languages] or list(probs)
+        best = max(allowed, key=lambda t: probs.get(t, 0.0))
+        return best[2:-2]
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,256 @@
+"""audio/mic (+ wake, turn/state) -> transcript. ROS wiring only; the work is in core.py.
+
+Callbacks only validate and queue; one worker thread runs VAD and Whisper in order, so
+a slow decode delays audio (queued, never dropped) instead of losing it.
+"""
+
+from __future__ import annotations
+
+import queue
+import statistics
+import threading
+import time
+from collections import deque
+
+import numpy as np
+from builtin_interfaces.msg import Time as TimeMsg
+
+from gamgin_common import audio, qos
+from gamgin_common.paths import require_model
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import AudioChunk, Transcript, TurnState, WakeEvent
+from gamgin_stt.backends import ModelMissing, RecognizerConfig, load_recognizer
+from gamgin_stt.core import SttConfig, Transcriber, TranscriptEvent
+from gamgin_stt.segmenter import VadConfig
+from gamgin_stt.vad import SAMPLE_RATE, SileroVad
+
+
+def _ns(t: TimeMsg) -> int:
+    return t.sec * 1_000_000_000 + t.nanosec
+
+
+def _time_msg(ns: int) -> TimeMsg:
+    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class SttNode(StageNode):
+    def __init__(self) -> None:
+        super().__init__("stt")
+        p = self.declare_parameter
+        self.backend = str(p("backend", "ct2").value)
+        self.rec_cfg = RecognizerConfig(
+            model=str(p("model", "whisper-base").value),
+            device=str(p("device", "cpu").value),
+            compute_type=str(p("compute_type", "int8").value),
+            beam_size=int(p("beam_size", 1).value),
+            language=str(p("language", "auto").value),
+            languages=list(p("languages", ["zh", "en"]).value),
+            initial_prompt=str(p("initial_prompt", "").value),
+            hotwords=str(p("hotwords", "金坚").value),
+            cpu_threads=int(p("cpu_threads", 2).value),
+            bucket_s=float(p("bucket_s", 1.0).value),
+            min_tail_pad_s=float(p("min_tail_pad_s", 1.5).value),
+        )
+        self.vad_model = str(p("vad_model", "silero_vad.onnx").value)
+        self.vad_cfg = VadConfig(
+            threshold=float(p("vad_threshold", 0.5).value),
+            neg_threshold=float(p("vad_neg_threshold", 0.35).value),
+            min_speech_ms=float(p("min_speech_ms", 96.0).value),
+            pre_roll_ms=float(p("pre_roll_ms", 320.0).value),
+            post_roll_ms=float(p("post_roll_ms", 160.0).value),
+            hang_over_ms=float(p("hang_over_ms", 480.0).value),
+            max_utterance_s=float(p("max_utterance_s", 15.0).value),
+        )
+        self.stt_cfg = SttConfig(
+            mode=str(p("mode", "wake").value),
+            listen_timeout_s=float(p("listen_timeout_s", 6.0).value),
+            history_s=float(p("history_s", 3.0).value),
+            partial_interval_s=float(p("partial_interval_s", 0.6).value),
+            partial_max_backlog_s=float(p("partial_max_backlog_s", 0.3).value),
+            speculative_final=bool(p("speculative_final", True).value),
+            min_confidence=float(p("min_confidence", 0.2).value),
+            no_speech_threshold=float(p("no_speech_threshold", 0.6).value),
+            logprob_threshold=float(p("logprob_threshold", -1.0).value),
+            turn_id_start=int(p("turn_id_start", 1).value),
+        )
+        self.warmup = bool(p("warmup", True).value)
+        self.core: Transcriber | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._resamplers: dict[int, audio.Resampler] = {}
+        self._last_seq: int | None = None
+        self._latencies: deque[float] = deque(maxlen=50)
+        self._bad_input_until = 0.0
+        for k, v in (("backend", self.backend), ("model", self.rec_cfg.model),
+                     ("mode", self.stt_cfg.mode), ("language", self.rec_cfg.language)):
+            self.health.value(k, v)
+
+    # ------------------------------------------------------------------ lifecycle
+    def configure_stage(self) -> None:
+        try:
+            self.stt_cfg.validate()
+            self.vad_cfg.validate()
+        except ValueError as exc:
+            raise StageError(f"bad parameter: {exc}; fix config/stt.yaml") from exc
+        try:
+            vad_path = require_model(self.vad_model, "Silero VAD model")
+        except FileNotFoundError as exc:
+            raise StageError(str(exc)) from exc
+        t0 = time.monotonic()
+        try:
+            rec = load_recognizer(self.backend, self.rec_cfg)
+        except ModelMissing as exc:
+            raise StageError(str(exc)) from exc
+        except ValueError as exc:
+            raise StageError(f"bad parameter: {exc}; fix config/stt.yaml") from exc
+        except Exception as exc:
+            raise StageError(
+                f"cannot load Whisper model {self.rec_cfg.model!r} on {self.rec_cfg.device} "
+                f"({self.rec_cfg.compute_type}): {exc}. Check the model directory, device and "
+                f"compute_type (cpu: int8/int8_float32/float32)"
+            ) from exc
+        if self.warmup:
+            # The first decode pays one-off allocations; do not let a user's command pay them.
+            rec.recognize(np.zeros(SAMPLE_RATE, dtype=np.float32), final=True, language="en")
+        self.health.value("model_path", getattr(rec, "path", ""))
+        self.health.value("load_s", f"{time.monotonic() - t0:.2f}")
+        self.core = Transcriber(rec, SileroVad(vad_path), self.stt_cfg, self.vad_cfg,
+                                log=self._log)
+        self.pub = self.stage_publisher(Transcript, "transcript", qos.EVENTS)
+        self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO)
+        self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
+        self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+
+    def activate_stage(self) -> None:
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="stt-worker", daemon=True)
+        self._worker.start()
+        self.health.ok(self._status())
+
+    def deactivate_stage(self) -> None:
+        self._running = False
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    def cleanup_stage(self) -> None:
+        if self.core is not None:
+            self.core.rec.close()
+            self.core = None
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_audio(self, msg: AudioChunk) -> None:
+        if not self._running:
+            return
+        received = time.time_ns()
+        try:
+            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
+                                    msg.end_of_stream)
+            samples = audio.decode(bytes(msg.data), fmt)
+        except audio.MalformedAudio as exc:
+            self._bad_input(f"audio/mic chunk seq {msg.seq} rejected: {exc}")
+            return
+        if self._last_seq is not None and msg.seq != self._last_seq + 1 and msg.seq != 0:
+            self.health.count("mic_gaps")
+        self._last_seq = msg.seq
+        if fmt.sample_rate != SAMPLE_RATE:
+            if fmt.sample_rate not in self._resamplers:
+                self.get_logger().warn(f"audio/mic at {fmt.sample_rate} Hz: resampling to 16 kHz")
+                self._resamplers = {fmt.sample_rate: audio.Resampler(fmt.sample_rate, SAMPLE_RATE)}
+            samples = self._resamplers[fmt.sample_rate](samples)
+        stamp = _ns(msg.header.stamp) or received - len(samples) * 1_000_000_000 // SAMPLE_RATE
+        if len(samples):
+            self._queue.put(("audio", samples, stamp, received))
+
+    def _on_wake(self, msg: WakeEvent) -> None:
+        start = _ns(msg.word_end) or _ns(msg.header.stamp) or time.time_ns()
+        self._queue.put(("wake", msg.turn_id, start))
+
+    def _on_turn_state(self, msg: TurnState) -> None:
+        kind = "cancel" if msg.state == TurnState.CANCELLED else "turn"
+        self._queue.put((kind, msg.turn_id))
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while self._running:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            core = self.core
+            if core is None:
+                continue
+            try:
+                if item[0] == "audio":
+                    _, samples, stamp, received = item
+                    backlog = (time.time_ns() - received) / 1e9
+                    for ev in core.feed(samples, stamp, received, backlog):
+                        self._publish(ev)
+                elif item[0] == "wake":
+                    core.open_window(item[1], item[2])
+                elif item[0] == "cancel":
+                    core.cancel(item[1])
+                else:
+                    core.note_turn(item[1])
+            except Exception as exc:
+                self.get_logger().error(f"stt worker: {type(exc).__name__}: {exc}")
+                self.health.error(f"internal error: {exc}")
+                self.health.count("worker_errors")
+                continue
+            self._refresh_health(core)
+
+    def _publish(self, ev: TranscriptEvent) -> None:
+        msg = Transcript()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = "stt"
+        msg.turn_id = ev.turn_id
+        msg.text = ev.text
+        msg.language = ev.language
+        msg.confidence = float(ev.confidence)
+        msg.is_final = ev.is_final
+        msg.speech_start = _time_msg(ev.speech_start_ns)
+        msg.speech_end = _time_msg(ev.speech_end_ns)
+        msg.source = "stt"
+        self.pub.publish(msg)
+        if ev.is_final:
+            latency_ms = (time.time_ns() - ev.decided_ns) / 1e6 if ev.decided_ns else 0.0
+            self._latencies.append(latency_ms)
+            self.health.value("final_latency_ms", f"{latency_ms:.0f}")
+            self.health.value("final_latency_p50_ms",
+                              f"{statistics.median(self._latencies):.0f}")
+            self.get_logger().info(
+                f"turn {ev.turn_id} final {ev.text!r} ({ev.language}, conf {ev.confidence:.2f}); "
+                f"{latency_ms:.0f} ms after end of speech was detected")
+
+    def _refresh_health(self, core: Transcriber) -> None:
+        for k, v in core.stats.items():
+            self.health.value(k, v)
+        if core.last_error:
+            self.health.error(core.last_error)
+        elif time.monotonic() >= self._bad_input_until:
+            self.health.ok(self._status())
+
+    def _status(self) -> str:
+        core = self.core
+        if core is None or not core.listening:
+            return "idle (waiting for a wake)" if self.stt_cfg.mode == "wake" else "idle"
+        return f"listening for turn {core.turn}" if core.turn else "listening"
+
+    def _bad_input(self, reason: str) -> None:
+        self.get_logger().error(reason)
+        self.health.warn(reason)
+        self.health.count("bad_chunks")
+        self._bad_input_until = time.monotonic() + 5.0
+
+    def _log(self, level: str, message: str) -> None:
+        log = self.get_logger()
+        {"info": log.info, "warn": log.warn}.get(level, log.error)(message)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_stage(SttNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Text clean-up of recognizer output and error rates for tests and the benchmark. Pure Python."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Whisper often writes Mandarin in traditional characters; the product speaks simplified."""
+    return _t2s().convert(text) if has_cjk(text) else text
+
+
+def collapse_repeats(ids: list[int], min_period: int = 2) -> list[int]:
+    """Keep one copy when a decode loops on its own output ("A. A. A. A") — what Whisper
+    does when its window holds too little trailing silence. Only a sequence that is
+    periodic from its start is collapsed, so real repeated words inside a sentence stay."""
+    n = len(ids)
+    for p in range(min_period, n // 2 + 1):
+        if all(ids[i] == ids[i + p] for i in range(n - p)):
+            return ids[:p]
+    return ids
+
+
+def join_parts(parts: list[str]) -> str:
+    """Join the texts of an utterance cut in parts: no space between Chinese parts."""
+    out = ""
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if out and not (has_cjk(out[-1]) or has_cjk(part[0])):
+            out += " "
+        out += part
+    return out
+
+
+# ---------------------------------------------------------------- error rates
+_PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
+
+
+def normalize_words(text: str) -> list[str]:
+    """Lower case, no punctuation, whitespace-split words (English WER)."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("-", " ")
+    return _PUNCT.sub(" ", text).split()
+
+
+def normalize_chars(text: str) -> list[str]:
+    """Characters without punctuation or spaces, simplified (Mandarin CER)."""
+    text = to_simplified(unicodedata.normalize("NFKC", text))
+    return [c for c in _PUNCT.sub("", text) if not c.isspace()]
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def error_rate(ref: list[str], hyp: list[str]) -> float:
+    return edit_distance(ref, hyp) / max(1, len(ref))
+
+
+def wer(ref: str, hyp: str) -> float:
+    return error_rate(normalize_words(ref), normalize_words(hyp))
+
+
+def cer(ref: str, hyp: str) -> float:
+    return error_rate(normalize_chars(ref), normalize_chars(hyp))

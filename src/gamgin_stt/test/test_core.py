@@ -1,0 +1,138 @@
+"""Transcriber with the real VAD and the real Whisper base, fed like the node feeds it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gamgin_stt.core import SttConfig, Transcriber, TranscriptEvent
+from gamgin_stt.segmenter import VadConfig
+from gamgin_stt.text import wer
+from gamgin_stt.vad import SAMPLE_RATE as SR
+from gamgin_stt.vad import SileroVad
+
+T0 = 1_000_000_000_000  # stamp of the first sample, ns
+CHUNK = 320  # 20 ms, as audio/mic sends
+SENTENCE = "Please turn on the living room light"
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), dtype=np.float32)
+
+
+
+def make(recognizer, vad_path, log=None, vad_cfg: VadConfig | None = None, **cfg) -> Transcriber:
+    logs = log if log is not None else []
+    return Transcriber(recognizer, SileroVad(vad_path), SttConfig(**cfg),
+                       vad_cfg or VadConfig(), log=lambda lvl, m: logs.append((lvl, m)))
+
+
+def feed(t: Transcriber, x: np.ndarray, start: int = 0) -> list[TranscriptEvent]:
+    out = []
+    for i in range(0, len(x), CHUNK):
+        n = start + i
+        out += t.feed(x[i:i + CHUNK], T0 + n * 10**9 // SR, received_ns=n)
+    return out
+
+
+def test_wake_gives_partials_then_one_final(recognizer, vad_path, speech) -> None:
+    t = make(recognizer, vad_path)
+    s = speech(SENTENCE)
+    x = np.concatenate([silence(0.5), s, silence(1.5)])
+    assert feed(t, silence(1.0)) == []  # not listening before a wake
+    t.open_window(7, T0 + 10**9)
+    evs = feed(t, x, start=SR)
+    partials = [e for e in evs if not e.is_final]
+    finals = [e for e in evs if e.is_final]
+    assert len(finals) == 1 and len(partials) >= 2
+    assert all(e.turn_id == 7 for e in evs)
+    f = finals[0]
+    assert wer(SENTENCE, f.text) <= 0.15, f.text
+    assert f.language == "en" and 0.4 < f.confidence <= 1.0
+    start_s, end_s = (f.speech_start_ns - T0) / 1e9, (f.speech_end_ns - T0) / 1e9
+    assert start_s == pytest.approx(1.5, abs=0.25)
+    assert end_s == pytest.approx(1.5 + len(s) / SR, abs=0.5)
+    assert t.stats["speculation_hits"] == 1 and f.compute_s == 0.0  # the work was done early
+    assert not t.listening
+    assert feed(t, x, start=5 * SR) == []  # the window closed with the final
+
+
+def test_silence_yields_nothing_and_window_times_out(recognizer, vad_path) -> None:
+    logs: list = []
+    t = make(recognizer, vad_path, log=logs, listen_timeout_s=2.0)
+    t.open_window(3, T0)
+    assert feed(t, silence(3.0)) == []
+    assert not t.listening and t.stats["timeouts"] == 1 and t.stats["decodes"] == 0
+    assert any("no speech within 2.0 s" in m for _, m in logs)
+
+
+def test_noise_is_discarded_and_logged(recognizer, vad_path) -> None:
+    logs: list = []
+    # Low threshold so the VAD lets noise through: Whisper's output must still be dropped.
+    t = make(recognizer, vad_path, log=logs, vad_cfg=VadConfig(threshold=0.01, neg_threshold=0.005))
+    t.open_window(4, T0)
+    noise = np.random.default_rng(1).normal(0, 0.05, 2 * SR).astype(np.float32)
+    evs = feed(t, np.concatenate([noise, silence(1.0)]))
+    assert [e for e in evs if e.is_final] == []
+    assert any("discarded" in m for _, m in logs) or t.stats["decodes"] == 0
+
+
+def test_cancel_mid_speech_stops_the_turn(recognizer, vad_path, speech) -> None:
+    t = make(recognizer, vad_path)
+    s = speech(SENTENCE)
+    t.open_window(9, T0)
+    evs = feed(t, s[: len(s) // 2])
+    t.cancel(9)
+    evs += feed(t, np.concatenate([s[len(s) // 2:], silence(1.5)]), start=len(s) // 2)
+    assert [e for e in evs if e.is_final] == []
+    t.open_window(8, T0)  # an older turn cannot come back
+    assert not t.listening
+
+
+def test_always_on_numbers_its_own_turns(recognizer, vad_path, speech) -> None:
+    t = make(recognizer, vad_path, mode="always_on", turn_id_start=100)
+    t.note_turn(120)  # another node's turn seen on turn/state
+    a, b = speech("What is your name?"), speech("Turn off the fan")
+    x = np.concatenate([silence(0.5), a, silence(1.2), b, silence(1.5)])
+    finals = [e for e in feed(t, x) if e.is_final]
+    assert [e.turn_id for e in finals] == [121, 122]
+    assert wer("what is your name", finals[0].text) == 0.0
+    assert wer("turn off the fan", finals[1].text) <= 0.25
+
+
+def test_overlong_speech_is_cut_and_transcribed_in_parts(recognizer, vad_path, speech) -> None:
+    text = "Turn on the living room light, then close the curtains, and play some music."
+    t = make(recognizer, vad_path, vad_cfg=VadConfig(max_utterance_s=2.5))
+    t.open_window(5, T0)
+    evs = feed(t, np.concatenate([speech(text), silence(1.5)]))
+    finals = [e for e in evs if e.is_final]
+    assert t.stats["cuts"] >= 1 and len(finals) == 1
+    assert wer(text, finals[0].text) <= 0.3, finals[0].text  # a cut may cost a word
+
+
+class FailsOnce:
+    """The real recognizer, except that its first decode raises (a fault injected on purpose)."""
+
+    def __init__(self, real) -> None:
+        self.real, self.failed, self.name = real, False, "fails-once"
+
+    def recognize(self, samples, final, language=None):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("injected decode failure")
+        return self.real.recognize(samples, final, language)
+
+    def close(self) -> None:
+        pass
+
+
+def test_failed_decode_loses_no_later_audio(recognizer, vad_path, speech) -> None:
+    logs: list = []
+    t = Transcriber(FailsOnce(recognizer), SileroVad(vad_path),
+                    SttConfig(mode="always_on", partial_interval_s=0), VadConfig(),
+                    log=lambda lvl, m: logs.append((lvl, m)))
+    a, b = speech("What is your name?"), speech("Turn off the fan")
+    finals = [e for e in feed(t, np.concatenate([a, silence(1.2), b, silence(1.5)])) if e.is_final]
+    assert t.stats["decode_failures"] == 1
+    assert any(lvl == "error" and "injected" in m for lvl, m in logs)
+    assert len(finals) == 1 and wer("turn off the fan", finals[0].text) <= 0.25
