@@ -1,0 +1,230 @@
+"""audio/mic -> wake (WakeEvent). ROS wiring only; detection is in backends/ and core.py."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+from rclpy.time import Time
+
+from gamgin_common import audio, qos
+from gamgin_common.paths import require_model
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
+from gamgin_wake.backends import BACKENDS
+from gamgin_wake.core import RATE, StreamClock, TurnIds, WakeBackend, WakeGate
+
+QUEUE_CHUNKS = 150  # 3 s of 20 ms chunks: a Whisper check or a CPU spike must not drop audio
+
+
+class WakeNode(StageNode):
+    def __init__(self) -> None:
+        super().__init__("wake")
+        p = self.declare_parameter
+        self.backend_name = str(p("backend", "fewshot").value)
+        self.keyword = str(p("keyword", "金坚").value)
+        self.refractory_s = float(p("refractory_s", 2.0).value)
+        self.barge_in = bool(p("barge_in", False).value)
+        self.self_voice_tail_s = float(p("self_voice_tail_s", 0.5).value)
+        # fewshot
+        self.embedding_model = str(p("embedding_model", "speech-embedding.onnx").value)
+        self.enrollment_dir = str(p("enrollment_dir", "").value)
+        self.threshold = float(p("threshold", 0.085).value)
+        self.window_s = float(p("window_s", 2.0).value)
+        self.hop_s = float(p("hop_s", 0.16).value)
+        self.verify = bool(p("verify", True).value)
+        self.verify_model = str(p("verify_model", "whisper-base").value)
+        self.verify_mode = str(p("verify_mode", "forced").value)
+        self.verify_min_score = float(p("verify_min_score", -5.0).value)
+        self.threads = int(p("threads", 1).value)
+        # porcupine
+        self.access_key = str(p("access_key", "").value)
+        self.keyword_paths = [s for s in p("keyword_paths", [""]).value if s]
+        self.model_path = str(p("model_path", "").value)
+        self.sensitivities = [float(s) for s in p("sensitivities", [0.5]).value]
+        self.library_path = str(p("library_path", "").value)
+
+        self.backend: WakeBackend | None = None
+        self.gate = WakeGate(self.refractory_s, self.barge_in, self.self_voice_tail_s)
+        self.turn_ids = TurnIds()
+        self._gate_lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._resamplers: dict[int, audio.Resampler] = {}
+        self._last_seq: int | None = None
+        self._bad_audio_at = 0.0
+        self._ready_msg = "ready"
+        for k, v in (("backend", self.backend_name), ("keyword", self.keyword),
+                     ("barge_in", self.barge_in), ("refractory_s", self.refractory_s)):
+            self.health.value(k, v)
+
+    # ------------------------------------------------------------------ lifecycle
+    def configure_stage(self) -> None:
+        if self.backend_name not in BACKENDS:
+            raise StageError(f"backend {self.backend_name!r} unknown; choose one of {BACKENDS}")
+        self.backend = self._make_backend()
+        self.wake_pub = self.stage_publisher(WakeEvent, "wake", qos.EVENTS)
+        self.stage_subscription(AudioChunk, "audio/mic", self._on_mic, qos.MIC_AUDIO)
+        self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
+        self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+
+    def _make_backend(self) -> WakeBackend:
+        if self.backend_name == "porcupine":
+            from gamgin_wake.backends.porcupine import PorcupineBackend, PorcupineSetupError
+
+            try:
+                be = PorcupineBackend(self.keyword, self.access_key, self.keyword_paths,
+                                      self.model_path, self.sensitivities, self.library_path)
+            except PorcupineSetupError as exc:
+                raise StageError(str(exc)) from exc
+            self._ready_msg = f"listening for {be.keywords} (porcupine)"
+            return be
+        from pathlib import Path
+
+        from gamgin_wake.backends.fewshot import FewShotBackend
+        from gamgin_wake.embedding import SpeechEmbedding
+        from gamgin_wake.templates import EnrollmentError, load_templates
+        from gamgin_wake.verify import WhisperVerifier
+
+        try:
+            folder = Path(self.enrollment_dir) if self.enrollment_dir else None
+            templates = load_templates(self.keyword, folder=folder)
+            emb = SpeechEmbedding(require_model(self.embedding_model, "speech-embedding model"),
+                                  self.threads)
+            verifier = None
+            if self.verify:
+                verifier = WhisperVerifier(
+                    require_model(self.verify_model, "Whisper model for the wake check"),
+                    self.keyword, self.verify_mode, self.verify_min_score, threads=self.threads)
+                verifier(np.zeros(RATE, np.float32))  # warm up: first call is slow
+        except (EnrollmentError, FileNotFoundError, ValueError) as exc:
+            raise StageError(str(exc)) from exc
+        be = FewShotBackend(self.keyword, templates, emb, self.threshold, verifier,
+                            self.window_s, self.hop_s)
+        self.health.value("templates", len(templates))
+        self.health.value("verify", self.verify_mode if self.verify else "off")
+        self._ready_msg = (f"listening for {self.keyword} (fewshot, {len(templates)} templates, "
+                           f"check {self.verify_mode if self.verify else 'off'})")
+        return be
+
+    def activate_stage(self) -> None:
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="wake-detect", daemon=True)
+        self._worker.start()
+        self.health.ok(self._ready_msg)
+
+    def deactivate_stage(self) -> None:
+        self._running = False
+        if self._worker is not None:
+            self._worker.join(timeout=2.0)
+            self._worker = None
+
+    def cleanup_stage(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    # ------------------------------------------------------------------ inputs
+    def _on_mic(self, msg: AudioChunk) -> None:
+        if not self._running:
+            return
+        try:
+            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
+                                    msg.end_of_stream)
+            samples = audio.decode(bytes(msg.data), fmt)
+        except audio.MalformedAudio as exc:
+            self.health.count("bad_chunks")
+            self.health.warn(f"bad audio on audio/mic: {exc}")
+            self._bad_audio_at = time.monotonic()
+            self.get_logger().warn(f"dropped a bad audio/mic chunk: {exc}",
+                                   throttle_duration_sec=5.0)
+            return
+        restart = self._last_seq is not None and msg.seq <= self._last_seq  # mic restarted
+        if self._last_seq is not None and msg.seq > self._last_seq + 1:
+            self.health.count("mic_gaps")
+        self._last_seq = msg.seq
+        if fmt.sample_rate != RATE:
+            if fmt.sample_rate not in self._resamplers:
+                self._resamplers[fmt.sample_rate] = audio.Resampler(fmt.sample_rate, RATE)
+            samples = self._resamplers[fmt.sample_rate](samples)
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
+        try:
+            self._queue.put_nowait((samples, stamp, restart))
+        except queue.Full:
+            self.health.count("dropped_chunks")
+
+    def _on_playback(self, msg: TurnState) -> None:
+        with self._gate_lock:
+            self.gate.speaking("playback", msg.state == TurnState.SPEAKING, self._stamp(msg))
+
+    def _on_turn_state(self, msg: TurnState) -> None:
+        with self._gate_lock:
+            self.gate.speaking("turn", msg.state == TurnState.SPEAKING, self._stamp(msg))
+
+    def _stamp(self, msg) -> float:
+        t = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
+        return t if t > 0 else self.get_clock().now().nanoseconds * 1e-9
+
+    # ------------------------------------------------------------------ detection
+    def _work(self) -> None:
+        clock = StreamClock(RATE)
+        while self._running:
+            try:
+                samples, stamp, restart = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            be = self.backend
+            if be is None:
+                continue
+            if restart:
+                be.reset()
+            clock.add(len(samples), stamp)
+            try:
+                t0 = time.perf_counter()
+                detections = be.process(samples)
+                self.health.value("busy_ms_max", f"{(time.perf_counter() - t0) * 1000:.0f}")
+            except Exception as exc:  # one bad window must not stop listening
+                self.health.count("detector_errors")
+                self.health.warn(f"detector error: {type(exc).__name__}: {exc}")
+                self.get_logger().error(f"detector error: {exc}", throttle_duration_sec=5.0)
+                be.reset()
+                continue
+            for det in detections:
+                self._wake(det, clock)
+            if self.health.level != 0 and time.monotonic() - self._bad_audio_at > 5.0 \
+                    and self.health.message.startswith(("bad audio", "detector error")):
+                self.health.ok(self._ready_msg)
+
+    def _wake(self, det, clock: StreamClock) -> None:
+        word_end = clock.time_of(det.end_sample)
+        with self._gate_lock:
+            why = self.gate.check(word_end)
+            if why is None:
+                self.gate.fired(word_end)
+        if why is not None:
+            self.health.count(f"suppressed_{why}")
+            self.get_logger().info(f"{det.keyword} heard but not woken ({why}) {det.detail}")
+            return
+        msg = WakeEvent(keyword=det.keyword, confidence=float(det.confidence),
+                        turn_id=self.turn_ids.next(), backend=det.backend)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = "wake"
+        msg.word_end = Time(nanoseconds=int(word_end * 1e9)).to_msg()
+        self.wake_pub.publish(msg)
+        self.health.count("wakes")
+        self.health.value("last_turn_id", msg.turn_id)
+        latency = time.time() - word_end
+        self.health.value("last_latency_s", f"{latency:.2f}")
+        self.get_logger().info(f"wake {det.keyword!r} turn {msg.turn_id} conf "
+                               f"{msg.confidence:.2f} {det.detail} latency {latency:.2f} s")
+
+
+def main(args: list[str] | None = None) -> None:
+    run_stage(WakeNode, args)
+
+
+if __name__ == "__main__":
+    main()
