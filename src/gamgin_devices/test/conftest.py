@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class Broker:
+    host: str
+    port: int
+    proc: subprocess.Popen
+
+
 @pytest.fixture
-def mosquitto(tmp_path: Path):
-    """(host, port) of a fresh broker, stopped after the test."""
+def mosquitto(tmp_path: Path) -> Broker:
+    """A fresh broker on a free loopback port, stopped after the test."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         pytest.fail("mosquitto not installed (Debian package 'mosquitto'; run scripts/setup)")
@@ -38,6 +46,7 @@ def mosquitto(tmp_path: Path):
     else:
         proc.kill()
         pytest.fail("mosquitto did not start")
-    yield "127.0.0.1", port
-    proc.terminate()
-    proc.wait(5)
+    yield Broker("127.0.0.1", port, proc)
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(5)

@@ -10,8 +10,13 @@ import pytest
 from gamgin_devices.backends import BackendError, DeviceStatus, make_backend
 from gamgin_devices.backends.simulated import SimulatedBackend
 from gamgin_devices.core import DeviceController
-from gamgin_devices.registry import (Refused, RegistryError, UnknownDevice, load_registry,
-                                     parse_registry)
+from gamgin_devices.registry import (
+    Refused,
+    RegistryError,
+    UnknownDevice,
+    load_registry,
+    parse_registry,
+)
 
 
 @pytest.fixture(scope="module")
