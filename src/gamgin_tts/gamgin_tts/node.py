@@ -1,0 +1,173 @@
+"""tokens -> audio/speech. ROS wiring of gamgin_tts.core.SpeechStreamer."""
+
+from __future__ import annotations
+
+from std_msgs.msg import Header
+
+from gamgin_common import audio, qos
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import AudioChunk, TokenChunk, TurnState
+from gamgin_tts.backends import EngineUnavailable, create_engine
+from gamgin_tts.core import SpeechChunk, SpeechStreamer, TurnStats
+
+
+class TtsNode(StageNode):
+    def __init__(self) -> None:
+        super().__init__("tts")
+        p = self.declare_parameter
+        self.engine_name = str(p("engine", "espeak").value)
+        self.espeak_opts = {
+            "voice_zh": str(p("espeak_voice_zh", "cmn-latn-pinyin").value),
+            "voice_en": str(p("espeak_voice_en", "en-us").value),
+            "rate": int(p("espeak_rate", 160).value),
+            "pitch": int(p("espeak_pitch", 50).value),
+        }
+        self.piper_opts = {
+            "voice": str(p("piper_voice", "").value),
+            "length_scale": float(p("piper_length_scale", 1.0).value),
+        }
+        self.xtts_opts = {
+            "model_dir": str(p("xtts_model_dir", "").value),
+            "speaker_wav": str(p("xtts_speaker_wav", "").value),
+            "device": str(p("xtts_device", "cpu").value),
+        }
+        self.max_chars = {"zh": int(p("max_chars_zh", 0).value),
+                          "en": int(p("max_chars_en", 0).value)}
+        self.first_min_chars = int(p("first_min_chars", 4).value)
+        self.chunk_ms = int(p("chunk_ms", 200).value)
+        self.max_lead_s = float(p("max_lead_s", 3.0).value)
+        self.streamer: SpeechStreamer | None = None
+        self.fallback_reason = ""
+        self._expected_seq: dict[int, int] = {}
+        self._latest_turn = 0
+        self.health.value("engine", self.engine_name)
+
+    # ------------------------------------------------------------------ lifecycle
+    def configure_stage(self) -> None:
+        engine, fallback = self._load_engines()
+        limits = dict(engine.limits)
+        for lang, cap in self.max_chars.items():
+            if cap > 0:  # a parameter may only tighten the engine's own limit
+                limits[lang] = min(cap, limits.get(lang, cap))
+        self.health.value("engine_active", engine.name)
+        self.health.value("sample_rate", engine.sample_rate)
+        self.health.value("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())))
+        self.speech_pub = self.stage_publisher(AudioChunk, "audio/speech", qos.SPEECH_AUDIO)
+        self.streamer = SpeechStreamer(
+            engine, self._publish, fallback=fallback, limits=limits,
+            first_min_chars=self.first_min_chars, chunk_ms=self.chunk_ms,
+            max_lead_s=self.max_lead_s, on_error=self._on_error, on_turn_done=self._on_turn_done)
+        self.stage_subscription(TokenChunk, "tokens", self._on_tokens, qos.TOKENS)
+        self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+
+    def activate_stage(self) -> None:
+        if self.fallback_reason:
+            self.health.warn(self.fallback_reason)
+        else:
+            self.health.ok(f"speaking with {self.streamer.engine.name}")
+
+    def cleanup_stage(self) -> None:
+        if self.streamer is not None:
+            self.streamer.close()
+            engines = (self.streamer.engine, self.streamer.fallback)
+            for eng in {id(e): e for e in engines if e}.values():
+                eng.close()
+            self.streamer = None
+
+    def _load_engines(self):
+        """The chosen engine (or espeak, saying why) and espeak for languages it lacks."""
+        espeak = None
+        try:
+            espeak = create_engine("espeak", **self.espeak_opts)
+        except EngineUnavailable as exc:
+            if self.engine_name == "espeak":
+                raise StageError(str(exc)) from exc
+            self.get_logger().warn(f"no espeak fallback: {exc}")
+        if self.engine_name == "espeak":
+            return espeak, None
+        opts = {"piper": self.piper_opts, "xtts": self.xtts_opts}.get(self.engine_name, {})
+        try:
+            engine = create_engine(self.engine_name, **opts)
+        except Exception as exc:  # any load failure falls back the same way
+            if espeak is None:
+                raise StageError(f"engine {self.engine_name} unavailable ({exc}) and espeak-ng "
+                                 f"is missing too; install espeak-ng") from exc
+            self.fallback_reason = (f"engine {self.engine_name} unavailable, speaking with "
+                                    f"espeak instead: {exc}")
+            self.get_logger().error(self.fallback_reason)
+            self.health.count("engine_fallbacks")
+            return espeak, None
+        self.fallback_reason = ""
+        self.get_logger().info(f"engine {engine.name} speaks {sorted(engine.languages)}; "
+                               f"other languages with espeak")
+        return engine, espeak
+
+    # ------------------------------------------------------------------ input
+    def _on_tokens(self, msg: TokenChunk) -> None:
+        if self.streamer is None:
+            return
+        expected = self._expected_seq.get(msg.turn_id, 0)
+        if msg.seq < expected:
+            self.health.count("duplicate_tokens")  # redelivered: speaking it twice is worse
+            return
+        if msg.seq > expected:
+            self.health.count("token_gaps")
+            self.get_logger().warn(f"turn {msg.turn_id}: token seq {msg.seq}, expected "
+                                   f"{expected}; text of the gap is lost upstream",
+                                   throttle_duration_sec=1.0)
+        self._expected_seq = {t: s for t, s in self._expected_seq.items() if t > msg.turn_id - 4}
+        self._expected_seq[msg.turn_id] = msg.seq + 1
+        self.health.count("tokens")
+        self._note_turn(msg.turn_id)
+        self.streamer.tokens(msg.turn_id, msg.text, msg.is_final, msg.finish_reason)
+
+    def _on_turn_state(self, msg: TurnState) -> None:
+        if self.streamer is None:
+            return
+        self._note_turn(msg.turn_id)
+        if msg.state == TurnState.CANCELLED:
+            self.streamer.cancel(msg.turn_id, "cancelled")
+        elif msg.state == TurnState.LISTENING and msg.turn_id > 0:
+            # the user is talking in a newer turn (barge-in): older answers stop now
+            self.streamer.cancel(msg.turn_id - 1, "superseded")
+
+    def _note_turn(self, turn: int) -> None:
+        # newest turn seen, on /diagnostics: `gamgin say` picks a fresh turn_id above it
+        if turn > self._latest_turn:
+            self._latest_turn = turn
+            self.health.value("turn", turn)
+
+    # ------------------------------------------------------------------ output (worker thread)
+    def _publish(self, chunk: SpeechChunk) -> None:
+        msg = AudioChunk(header=Header(frame_id="tts"), turn_id=chunk.turn_id, seq=chunk.seq,
+                         sample_rate=chunk.sample_rate, channels=1, encoding="s16le",
+                         data=audio.encode(chunk.samples, "s16le"),
+                         end_of_stream=chunk.end_of_stream, text=chunk.text)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.speech_pub.publish(msg)
+        self.health.count("chunks_published")
+        if chunk.end_of_stream:
+            self.health.count(f"streams_{chunk.reason}")
+
+    def _on_error(self, message: str) -> None:
+        self.get_logger().error(message)
+        self.health.count("errors")
+        self.health.value("last_error", message[:200])
+
+    def _on_turn_done(self, turn: int, stats: TurnStats) -> None:
+        if stats.first_audio is not None:
+            first_ms = (stats.first_audio - stats.first_token) * 1e3
+            self.health.value("first_audio_ms", f"{first_ms:.0f}")
+        if stats.segment_latency:
+            worst = max(b - a for a, b in stats.segment_latency)
+            self.health.value("segment_latency_max_ms", f"{worst * 1e3:.0f}")
+        if stats.audio_s:
+            self.health.value("rtf", f"{stats.synth_s / stats.audio_s:.3f}")
+
+
+def main(args: list[str] | None = None) -> None:
+    run_stage(TtsNode, args)
+
+
+if __name__ == "__main__":
+    main()

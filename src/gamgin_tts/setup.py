@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+package_name = "gamgin_tts"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="gamgin team",
+    maintainer_email="team@gamgin.dev",
+    description="Sentence-streamed speech synthesis: tokens in, audio/speech out",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "tts_node = gamgin_tts.node:main",
+            "tts_say = gamgin_tts.say:main",
+        ]
+    },
+)
