@@ -1,0 +1,1 @@
+"""Inspection: Foxglove bridge, RViz speech bubble."""
