@@ -1,0 +1,1 @@
+"""gamgin_llm: the dialogue stage (router, LLM backends, memory, tools)."""

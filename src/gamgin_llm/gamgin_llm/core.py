@@ -1,0 +1,373 @@
+"""The dialogue: route a transcript to a fast path or the LLM, stream a speakable reply,
+run tools, remember the conversation. Pure Python (no rclpy): the node only wires it.
+
+One turn = ``Dialogue.respond(text, ...)``. Reply text goes out through ``emit`` piece by
+piece as the model produces it; ``cancelled()`` is polled between tokens, so a newer turn
+or an interrupt stops the stream within one token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gamgin_llm import language as lang_mod
+from gamgin_llm.chat import BackendError, ChatBackend, Message, ToolCall
+from gamgin_llm.language import SpeakableFilter, in_language, line
+from gamgin_llm.memory import ConversationMemory
+from gamgin_llm.router import FastAnswer, FastPath, Passage, Retriever
+from gamgin_llm.tools import ToolRegistry, looks_like_tool_call, parse_tool_call, result_message
+
+LANG_NAMES = {"zh": "Chinese (Mandarin, simplified characters)", "en": "English"}
+
+
+@dataclass
+class DialogueConfig:
+    system_prompt: str = "You are Jinjian, a playful robot dog. Answer in one short sentence."
+    max_tokens: int = 96  # per completion; a spoken answer is short
+    temperature: float = 0.3
+    n_ctx: int = 2048  # the backend's context window, for the prompt budget
+    max_input_chars: int = 1000  # longer transcripts are cut (and the cut is logged)
+    max_tool_steps: int = 3  # tool calls per turn before the model must answer
+    tool_mode: str = "prompt"  # "prompt" (JSON fallback), "native" (backend tools), "off"
+    language_check: bool = True  # replace replies not in the user's language
+    judge_chars: int = 12  # letters seen before judging the reply's language
+    turn_timeout_s: float = 30.0  # a turn never takes longer than this
+    few_shot: int = 2  # example tool-call exchanges shown to prompt-mode models
+
+
+@dataclass
+class TurnResult:
+    text: str  # everything spoken for this turn
+    route: str  # "llm", "intent", "knowledge", "fallback", "error"
+    finish_reason: str  # "stop", "cancelled", "error", "length"
+    lang: str
+    detail: str = ""  # why a fallback/error line was spoken (for logs and /diagnostics)
+    tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments", "result"}
+    ttft_s: float | None = None  # first model token after the turn started
+    tokens: int = 0  # model deltas received
+    elapsed_s: float = 0.0
+
+
+class ReplyGate:
+    """Decides, as tokens stream in, what may be spoken.
+
+    - The first ``judge_chars`` letters are held back to judge the language; a reply in
+      the wrong language is rejected before anything reaches the speaker.
+    - A reply that starts like a JSON tool call is held whole (it is not speech).
+    - A sentence that repeats an earlier one ends the reply (small models loop); while a
+      sentence could still be a repeat it is held, otherwise tokens pass at once.
+    - Everything spoken goes through the speakable filter (no markdown, lists, emoji).
+    """
+
+    def __init__(self, lang: str, check_language: bool, judge_chars: int,
+                 allow_tools: bool) -> None:
+        self.lang, self.check_language = lang, check_language
+        self.judge_chars, self.allow_tools = judge_chars, allow_tools
+        self.state = "judging"  # -> speaking | tool | rejected | looped
+        self.raw = ""
+        self.reject_reason = ""
+        self._emitted = 0  # raw[:_emitted] has been passed on
+        self._sent_start = 0  # where the current sentence starts in raw
+        self._seen: list[str] = []  # normalized earlier sentences
+        self._filter = SpeakableFilter()
+        self.spoken = ""
+
+    @property
+    def done(self) -> bool:
+        """Stop generating: the rest would not be spoken anyway."""
+        return self.state in ("rejected", "looped")
+
+    def push(self, piece: str) -> str:
+        if self.done or not piece:
+            return ""
+        self.raw += piece
+        if self.state == "judging":
+            stripped = self.raw.lstrip()
+            if self.allow_tools and stripped and looks_like_tool_call(stripped):
+                self.state = "tool"
+                return ""
+            letters = sum(1 for c in self.raw if c.isalpha())
+            if letters < self.judge_chars and not re.search(r"[.!?。！？]", self.raw[-2:]):
+                return ""
+            if self.check_language and not in_language(self.raw, self.lang):
+                self.state, self.reject_reason = "rejected", "wrong_language"
+                return ""
+            self.state = "speaking"
+        if self.state == "tool":
+            return ""
+        return self._advance(final=False)
+
+    def finish(self) -> str:
+        if self.state == "tool" or self.done:
+            return ""
+        if self.state == "judging":
+            if lang_mod.is_degenerate(self.raw):
+                self.state, self.reject_reason = "rejected", "degenerate"
+                return ""
+            if self.check_language and not in_language(self.raw, self.lang):
+                self.state, self.reject_reason = "rejected", "wrong_language"
+                return ""
+            self.state = "speaking"
+        out = self._advance(final=True)
+        tail = self._filter.finish()
+        self.spoken += tail
+        out += tail
+        if not re.search(r"\w", self.spoken):
+            self.state, self.reject_reason = "rejected", "degenerate"
+        return out
+
+    @property
+    def tool_call(self) -> ToolCall | None:
+        return parse_tool_call(self.raw) if self.state == "tool" else None
+
+    def _advance(self, final: bool) -> str:
+        """Pass on raw text up to what is safe to speak."""
+        # close finished sentences: a repeat ends the reply
+        for m in re.finditer(r"[.!?。！？]+[\"')\]]*\s*", self.raw[self._sent_start:]):
+            end = self._sent_start + m.end()
+            sent = _norm(self.raw[self._sent_start:end])
+            if sent and sent in self._seen:
+                self.state = "looped"
+                return self._emit_to(self._sent_start)
+            if sent:
+                self._seen.append(sent)
+            self._sent_start = end
+        if "{" in self.raw[self._sent_start:] and self.allow_tools and not final:
+            # a tool call written after some words: hold it, parse it at the end
+            return self._emit_to(min(self.raw.index("{", self._sent_start), len(self.raw)))
+        partial = _norm(self.raw[self._sent_start:])
+        if not final and partial and any(s.startswith(partial) for s in self._seen):
+            return self._emit_to(self._sent_start)  # might be a repeat: hold
+        if final and "{" in self.raw[self._sent_start:] and self.allow_tools:
+            call = parse_tool_call(self.raw[self._sent_start:])
+            if call is not None:
+                self.state = "tool"
+                return self._emit_to(self._sent_start)
+        return self._emit_to(len(self.raw))
+
+    def _emit_to(self, upto: int) -> str:
+        if upto <= self._emitted:
+            return ""
+        out = self._filter.push(self.raw[self._emitted:upto])
+        self._emitted = upto
+        self.spoken += out
+        return out
+
+
+def _norm(sentence: str) -> str:
+    return re.sub(r"[\W_]+", " ", sentence).strip().lower()
+
+
+class Dialogue:
+    def __init__(self, backend: ChatBackend | None, config: DialogueConfig,
+                 memory: ConversationMemory, tools: ToolRegistry | None = None,
+                 fast_paths: list[FastPath] | None = None, retriever: Retriever | None = None,
+                 retriever_k: int = 3, tool_context: Callable[[], str] = lambda: "",
+                 log: Callable[[str], None] = print) -> None:
+        self.backend = backend
+        self.config = config
+        self.memory = memory
+        self.tools = tools or ToolRegistry()
+        self.fast_paths = list(fast_paths or [])
+        self.retriever = retriever
+        self.retriever_k = retriever_k
+        self.tool_context = tool_context
+        self.log = log
+        self.backend_error: BackendError | None = None  # set when the backend failed to load
+
+    # ------------------------------------------------------------------ one turn
+    def respond(self, text: str, lang_hint: str, cancelled: Callable[[], bool],
+                emit: Callable[[str], None]) -> TurnResult:
+        t0 = time.monotonic()
+        deadline = t0 + self.config.turn_timeout_s
+        text = re.sub(r"\s+", " ", text or "").strip()
+        lang = lang_mod.detect_language(text, lang_hint)
+        spoken: list[str] = []
+
+        def say(piece: str) -> None:
+            if piece and not cancelled():
+                spoken.append(piece)
+                emit(piece)
+
+        def done(route: str, finish: str, detail: str = "", **kw) -> TurnResult:
+            if cancelled():
+                finish = "cancelled"
+            return TurnResult(text="".join(spoken), route=route, finish_reason=finish,
+                              lang=lang, detail=detail, elapsed_s=time.monotonic() - t0, **kw)
+
+        self.memory.expire_if_idle()
+        if not re.search(r"\w", text):
+            say(line("empty_input", lang))
+            return done("fallback", "stop", "empty transcript")
+        detail = ""
+        if len(text) > self.config.max_input_chars:
+            detail = f"transcript cut from {len(text)} to {self.config.max_input_chars} chars"
+            self.log(detail)
+            text = text[: self.config.max_input_chars]
+
+        # 1. fast paths: no LLM needed
+        for handler in self.fast_paths:
+            try:
+                answer = handler.handle(text, lang)
+            except Exception as exc:  # a broken plug-in must not end the turn
+                self.log(f"fast path {type(handler).__name__} failed: {exc}")
+                continue
+            if answer is not None:
+                return self._fast(answer, text, lang, say, done)
+
+        # 2. knowledge
+        passages: list[Passage] = []
+        if self.retriever is not None:
+            try:
+                passages = self.retriever.retrieve(text, lang, self.retriever_k)
+            except Exception as exc:
+                self.log(f"retriever failed: {exc}")
+        route = "knowledge" if passages else "llm"
+
+        # 3. the LLM, with bounded tool steps
+        if self.backend is None or self.backend_error is not None:
+            err = self.backend_error or BackendError("model", "no backend")
+            say(line(err.kind, lang))
+            return done("error", "error", str(err))
+        use_tools = len(self.tools) > 0 and self.config.tool_mode != "off"
+        native = use_tools and self.config.tool_mode == "native" and self.backend.native_tools
+        messages = self._prompt(text, lang, passages, use_tools and not native)
+        calls: list[dict] = []
+        ttft: float | None = None
+        ntok = 0
+
+        def stop() -> bool:
+            return cancelled() or time.monotonic() > deadline
+
+        for step in range(self.config.max_tool_steps + 1):
+            gate = ReplyGate(lang, self.config.language_check, self.config.judge_chars,
+                             allow_tools=use_tools and not native)
+            native_calls: list[ToolCall] = []
+            finish = "stop"
+            try:
+                for delta in self.backend.stream(
+                        messages, tools=self.tools.schemas() if use_tools else None,
+                        max_tokens=self.config.max_tokens,
+                        temperature=self.config.temperature, cancelled=stop):
+                    if stop():
+                        break
+                    ntok += 1
+                    if ttft is None:
+                        ttft = time.monotonic() - t0
+                    native_calls += delta.tool_calls
+                    say(gate.push(delta.text))
+                    if delta.finish_reason:
+                        finish = "length" if delta.finish_reason == "length" else "stop"
+                    if gate.done:
+                        break  # closing the stream stops decoding
+            except BackendError as exc:
+                self.log(f"backend {self.backend.name}: {exc}")
+                say((" " if spoken else "") + line(exc.kind, lang))
+                return done("error", "error", f"{exc.kind}: {exc}", tool_calls=calls,
+                            ttft_s=ttft, tokens=ntok)
+            if cancelled():
+                return done(route, "cancelled", tool_calls=calls, ttft_s=ttft, tokens=ntok)
+            if time.monotonic() > deadline:
+                say((" " if spoken else "") + line("timeout", lang))
+                return done("error", "error", "turn timeout", tool_calls=calls, ttft_s=ttft,
+                            tokens=ntok)
+            say(gate.finish())
+            call_list = native_calls or ([gate.tool_call] if gate.tool_call else [])
+            seen_calls = [(c["name"], c["arguments"]) for c in calls]
+            if any((c.name, c.arguments) in seen_calls for c in call_list):
+                call_list = []  # the same call again: a small model looping, not a new step
+                gate.reject_reason = gate.reject_reason or "degenerate"
+            if call_list and step < self.config.max_tool_steps:
+                for call in call_list:
+                    result = self.tools.execute(call)
+                    self.log(f"tool {call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
+                             f" -> {json.dumps(result, ensure_ascii=False)}")
+                    calls.append({"name": call.name, "arguments": call.arguments,
+                                  "result": result})
+                    messages += self._tool_messages(call, result, native)
+                continue
+            if gate.state == "tool" and not call_list:
+                gate.reject_reason = "degenerate"  # JSON that is not a valid call
+            if (gate.state == "rejected" or gate.state == "tool") and not spoken:
+                reason = gate.reject_reason or "degenerate"
+                if calls:  # the action happened; confirm it plainly instead
+                    say(self._confirm(calls[-1]["result"], lang))
+                    self._remember(text, "".join(spoken))
+                    return done("llm", "stop", f"model reply replaced ({reason})",
+                                tool_calls=calls, ttft_s=ttft, tokens=ntok)
+                say(line(reason, lang))
+                return done("fallback", "stop", f"model reply replaced ({reason}): "
+                            f"{gate.raw[:80]!r}", tool_calls=calls, ttft_s=ttft, tokens=ntok)
+            self._remember(text, "".join(spoken))
+            return done(route, finish, detail, tool_calls=calls, ttft_s=ttft, tokens=ntok)
+        return done(route, "stop", detail, tool_calls=calls, ttft_s=ttft, tokens=ntok)
+
+    # ------------------------------------------------------------------ helpers
+    def _fast(self, answer: FastAnswer, text: str, lang: str, say: Callable[[str], None],
+              done: Callable[..., TurnResult]) -> TurnResult:
+        calls = []
+        for call in answer.actions:
+            result = self.tools.execute(call) if call.name in self.tools else {
+                "ok": False, "message": f"tool {call.name!r} is not available"}
+            calls.append({"name": call.name, "arguments": call.arguments, "result": result})
+            if not result.get("ok") and not answer.best_effort:
+                say(answer.failure_text or line("tool_failed", lang,
+                                                reason=str(result.get("message", ""))))
+                return done(answer.route, "error", f"action {call.name} failed",
+                            tool_calls=calls)
+        say(answer.text)
+        self._remember(text, answer.text)
+        return done(answer.route, "stop", tool_calls=calls)
+
+    def _prompt(self, text: str, lang: str, passages: list[Passage],
+                prompt_tools: bool) -> list[Message]:
+        system = self.config.system_prompt.strip()
+        system += f"\nThe user speaks {LANG_NAMES[lang]}. Answer only in {LANG_NAMES[lang]}."
+        if passages:
+            system += "\nUse these facts if they help:\n" + "\n".join(
+                f"- {p.text.strip()}" for p in passages)
+        shots: list[Message] = []
+        if prompt_tools:
+            system += "\n" + self.tools.prompt_section(self.tool_context())
+            shots = self.tools.few_shot(self.config.few_shot)
+        head = [{"role": "system", "content": system}, *shots]
+        user = {"role": "user", "content": text}
+        count = self.backend.count_tokens if self.backend else (lambda s: len(s))
+        fixed = sum(count(m["content"]) + 8 for m in [*head, user])
+        budget = self.config.n_ctx - self.config.max_tokens - fixed - 16
+        if budget < 0:  # the transcript alone is too long: keep its start
+            keep = max(50, int(len(text) * (1 + budget / max(fixed, 1))))
+            self.log(f"prompt over the context by {-budget} tokens; transcript cut to {keep}")
+            user = {"role": "user", "content": text[:keep]}
+            budget = 0
+        return [*head, *self.memory.messages(budget), user]
+
+    @staticmethod
+    def _tool_messages(call: ToolCall, result: dict, native: bool) -> list[Message]:
+        if native:
+            cid = call.id or f"call_{call.name}"
+            return [{"role": "assistant", "content": None, "tool_calls": [
+                {"id": cid, "type": "function", "function": {
+                    "name": call.name, "arguments": json.dumps(call.arguments)}}]},
+                {"role": "tool", "tool_call_id": cid,
+                 "content": json.dumps(result, ensure_ascii=False)}]
+        return [{"role": "assistant", "content": json.dumps(
+                    {"tool": call.name, "arguments": call.arguments}, ensure_ascii=False)},
+                {"role": "user", "content": result_message(call, result)}]
+
+    @staticmethod
+    def _confirm(result: dict, lang: str) -> str:
+        if result.get("ok"):
+            return "好的，办好了。" if lang == "zh" else "Done."
+        return line("tool_failed", lang, reason=str(result.get("message", ""))[:120])
+
+    def _remember(self, user: str, reply: str) -> None:
+        if reply.strip():
+            self.memory.add(user, reply.strip())
+
+    def reset(self) -> int:
+        return self.memory.reset()

@@ -1,0 +1,158 @@
+"""Tools that act through ROS: device services and the music hand-off. ROS wiring only.
+
+Each tool is a plain callable registered in ``ToolRegistry``; every service call has a
+timeout, so a missing or stuck devices node gives the model an error result, never a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from gamgin_interfaces.msg import DeviceState
+from gamgin_interfaces.srv import ListDevices, SetDeviceParam, SetPower
+from gamgin_llm.tools import Tool, ToolRegistry, ToolResult
+
+
+class DeviceTools:
+    """set_power / set_param / list_devices over devices/* services. The devices seen on
+    devices/state become enums in the schemas, so even a tiny model names real devices."""
+
+    def __init__(self, node: Node, timeout_s: float) -> None:
+        self.node, self.timeout_s = node, timeout_s
+        group = ReentrantCallbackGroup()  # responses arrive while the worker thread waits
+        self.power = node.create_client(SetPower, "devices/set_power", callback_group=group)
+        self.param = node.create_client(SetDeviceParam, "devices/set_param",
+                                        callback_group=group)
+        self.list = node.create_client(ListDevices, "devices/list", callback_group=group)
+        self.devices: dict[str, dict[str, Any]] = {}  # id -> names, room, type, params
+        self._lock = threading.Lock()
+
+    def destroy(self) -> None:
+        for c in (self.power, self.param, self.list):
+            self.node.destroy_client(c)
+
+    def on_state(self, msg: DeviceState) -> bool:
+        """Remember a device; True when the set of devices changed (schemas must be rebuilt)."""
+        d = msg.device
+        with self._lock:
+            new = d.id not in self.devices
+            self.devices[d.id] = {"name_en": d.name_en, "name_zh": d.name_zh, "room": d.room,
+                                  "type": d.type, "on": d.on,
+                                  "params": [p.name for p in d.params]}
+        return new
+
+    def context(self) -> str:
+        with self._lock:
+            if not self.devices:
+                return ""
+            return "Devices: " + ", ".join(
+                f"{i} ({v['name_en'] or v['name_zh']})" for i, v in sorted(self.devices.items()))
+
+    def register(self, registry: ToolRegistry) -> None:
+        with self._lock:
+            ids = sorted(self.devices)
+            named = [(i, self.devices[i]["name_en"]) for i in ids if self.devices[i]["name_en"]]
+        # examples from the real devices: small models copy the shape and the ids
+        examples = [(f"Turn {'on' if k % 2 else 'off'} the {name}",
+                     {"device_id": i, "on": bool(k % 2)}) for k, (i, name) in enumerate(named[:2])]
+        examples = examples or [("Turn off the kitchen light",
+                                 {"device_id": "kitchen_light", "on": False})]
+        dev_id: dict[str, Any] = {"type": "string", "description": "device id"}
+        if ids:
+            dev_id["enum"] = ids
+        registry.register(Tool(
+            "list_devices", "list the devices and their state, optionally in one room",
+            {"type": "object", "additionalProperties": False,
+             "properties": {"room": {"type": "string"}}},
+            self.list_devices))
+        registry.register(Tool(
+            "set_param", "set a device parameter such as brightness, temperature or volume",
+            {"type": "object", "additionalProperties": False,
+             "required": ["device_id", "name", "value"],
+             "properties": {"device_id": dev_id, "name": {"type": "string"},
+                            "value": {"type": "number"}}},
+            self.set_param))
+        registry.register(Tool(
+            "set_power", "switch a device on or off",
+            {"type": "object", "additionalProperties": False, "required": ["device_id", "on"],
+             "properties": {"device_id": dev_id, "on": {"type": "boolean"}}},
+            self.set_power, examples=examples))
+
+    # ------------------------------------------------------------------ the tools
+    def set_power(self, args: dict[str, Any]) -> ToolResult:
+        res = self._call(self.power, SetPower.Request(device_id=args["device_id"],
+                                                      on=bool(args["on"])))
+        if isinstance(res, dict):
+            return res
+        return {"ok": res.success, "message": res.message}
+
+    def set_param(self, args: dict[str, Any]) -> ToolResult:
+        res = self._call(self.param, SetDeviceParam.Request(
+            device_id=args["device_id"], name=args["name"], value=float(args["value"])))
+        if isinstance(res, dict):
+            return res
+        return {"ok": res.success, "message": res.message, "value": res.value}
+
+    def list_devices(self, args: dict[str, Any]) -> ToolResult:
+        res = self._call(self.list, ListDevices.Request(room=args.get("room", "")))
+        if isinstance(res, dict):
+            return res
+        devs = [{"id": d.id, "name": d.name_en or d.name_zh, "on": d.on,
+                 **{p.name: p.value for p in d.params}} for d in res.devices]
+        return {"ok": True, "message": json.dumps(devs, ensure_ascii=False)[:600]}
+
+    def _call(self, client, request) -> Any:
+        name = client.srv_name
+        if not client.wait_for_service(timeout_sec=min(1.0, self.timeout_s)):
+            return {"ok": False, "message": f"service {name} is not available "
+                                            "(is the devices node running?)"}
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.timeout_s):
+            client.remove_pending_request(future)
+            return {"ok": False, "message": f"service {name} did not answer in "
+                                            f"{self.timeout_s:.1f} s"}
+        exc = future.exception()
+        if exc is not None:
+            return {"ok": False, "message": f"service {name} failed: {exc}"}
+        return future.result()
+
+
+class MusicTools:
+    """play_music / stop_music: a JSON command on ``music/command`` (std_msgs/String) for
+    whichever node owns music. No listener -> an honest error, not a fake success."""
+
+    def __init__(self, node: Node, topic: str, qos_profile) -> None:
+        self.pub = node.create_publisher(String, topic, qos_profile)
+        self.node = node
+
+    def destroy(self) -> None:
+        self.node.destroy_publisher(self.pub)
+
+    def register(self, registry: ToolRegistry) -> None:
+        registry.register(Tool(
+            "play_music", "play local music, optionally a song, artist or genre",
+            {"type": "object", "additionalProperties": False,
+             "properties": {"query": {"type": "string"}}}, self.play))
+        registry.register(Tool("stop_music", "stop the music",
+                               {"type": "object", "additionalProperties": False,
+                                "properties": {}}, self.stop))
+
+    def _send(self, command: dict[str, Any]) -> ToolResult:
+        if self.pub.get_subscription_count() == 0:
+            return {"ok": False, "message": "no music player is running"}
+        self.pub.publish(String(data=json.dumps(command, ensure_ascii=False)))
+        return {"ok": True, "message": f"music {command['action']} sent"}
+
+    def play(self, args: dict[str, Any]) -> ToolResult:
+        return self._send({"action": "play", "query": args.get("query", "")})
+
+    def stop(self, args: dict[str, Any]) -> ToolResult:
+        return self._send({"action": "stop"})
