@@ -71,12 +71,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     config_dir = Path(args.config) if args.config else default_config_dir()
     graph = load_graph(config_dir / "graph.yaml")
     split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
-    nodes = graph.select(no_audio=args.no_audio, only=split(args.only), exclude=split(args.exclude))
+    exclude = (split(args.exclude) or set()) | ({"foxglove_bridge"} if args.no_bridge else set())
+    exclude &= {n.name for n in graph.nodes}
+    nodes = graph.select(no_audio=args.no_audio, only=split(args.only), exclude=exclude)
+    overrides = {"foxglove_bridge": {k: v for k, v in (("host", args.bridge_host),
+                                                       ("port", args.bridge_port)) if v}}
     env = graph_env(lan=args.lan)
     log_dir = Path(args.log_dir) if args.log_dir else (
         Path(env["GAMGIN_HOME"]) / "log" / "gamgin-up" / time.strftime("%Y%m%d-%H%M%S"))
     try:
-        sup = Supervisor(graph, nodes, config_dir, env=env, log_dir=log_dir)
+        sup = Supervisor(graph, nodes, config_dir, env=env, log_dir=log_dir, overrides=overrides)
     except FileNotFoundError as exc:
         print(f"gamgin up: {exc}", file=sys.stderr)
         return 2
@@ -107,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--exclude", help="comma-separated node names to leave out")
     up.add_argument("--lan", action="store_true",
                     help="let other hosts on the network see the graph (default: this host only)")
+    up.add_argument("--no-bridge", action="store_true", help="do not start the Foxglove bridge")
+    up.add_argument("--bridge-host", help="Foxglove bridge address (default 127.0.0.1)")
+    up.add_argument("--bridge-port", help="Foxglove bridge port (default 8765)")
     up.add_argument("--config", help="config directory (default: the workspace's config/)")
     up.add_argument("--log-dir", help="where each node's log is written")
     up.set_defaults(func=cmd_up)
@@ -133,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        # argparse's REMAINDER would not pass on a leading --option; hand over directly
+        return _run_module(DELEGATED[argv[0]], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

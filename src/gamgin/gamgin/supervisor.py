@@ -40,7 +40,8 @@ class Supervisor:
     def __init__(self, graph: Graph, nodes: list[GraphNode], config_dir: Path,
                  env: dict[str, str] | None = None, out: TextIO = sys.stdout,
                  log_dir: Path | None = None, color: bool | None = None,
-                 max_backoff: float = 10.0, healthy_after: float = 30.0) -> None:
+                 max_backoff: float = 10.0, healthy_after: float = 30.0,
+                 overrides: dict[str, dict[str, str]] | None = None) -> None:
         self.graph, self.config_dir = graph, config_dir
         self.env = dict(env if env is not None else os.environ)
         self.out = out
@@ -53,6 +54,8 @@ class Supervisor:
         for node in nodes:
             exe = find_executable(node.package, node.executable)
             args = node.ros_args(graph.namespace, config_dir)
+            for key, value in (overrides or {}).get(node.name, {}).items():
+                args += ["-p", f"{key}:={value}"]  # command-line flags beat params files
             self.children.append(Child(node, [str(exe), *args]))
         width = max((len(c.node.name) for c in self.children), default=4)
         self._prefix = {c.node.name: c.node.name.ljust(width) for c in self.children}
