@@ -29,7 +29,14 @@ from hassil import Intents, recognize_best
 from hassil.intents import TextSlotList
 from hassil.util import merge_dict
 
-from gamgin_devices.registry import DeviceSpec, Refused, Registry, fmt_number, load_registry
+from gamgin_devices.registry import (
+    PARAM_DOMAIN,
+    DeviceSpec,
+    Refused,
+    Registry,
+    fmt_number,
+    load_registry,
+)
 
 SENTENCES_DIR = Path(__file__).parent / "sentences"
 LANGS = {"zh": "zh-CN", "en": "en"}
@@ -331,6 +338,9 @@ class DeviceIntents:
             what = self._what(short, area, domain, param)
             raise _NeedsAnswer(IntentAnswer(self._say(short, "not_found", what=what), short,
                                             (), "", "", question=False))
+        if param and not domain and len(cands) > 1:
+            owners = [d for d in cands if d.domain == PARAM_DOMAIN.get(param)]
+            cands = owners or cands
         if len(cands) == 1 or scope_all or (plural_ok and area and domain):
             return cands
         if use_last and self.last_device in {d.id for d in cands}:

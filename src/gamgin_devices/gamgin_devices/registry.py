@@ -20,6 +20,10 @@ from gamgin_common.paths import workspace_root
 TYPE_DOMAIN = {"light": "light", "climate": "climate", "fan": "fan",
                "media_player": "media_player", "water_heater": "water_heater",
                "switch": "switch"}
+# Whose parameter a bare word means: "the temperature" is the room's (the AC), not the
+# water heater's; used only when the user names no device or kind of device.
+PARAM_DOMAIN = {"temperature": "climate", "brightness": "light", "volume": "media_player",
+                "speed": "fan"}
 
 
 class RegistryError(ValueError):

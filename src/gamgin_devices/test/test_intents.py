@@ -155,3 +155,21 @@ def test_latency_well_under_50ms(di):
             di.handle(t, "en" if t.isascii() else "zh", state=STATE, dry=True)
             times.append(time.perf_counter() - t0)
     assert statistics.median(times) < 0.05, times
+
+
+def test_bare_parameter_words_mean_the_room_device(di):
+    # "the temperature" is the AC's, even though the water heater has one too
+    answer = di.handle("set the temperature to 24 degrees", "en", state=STATE)
+    assert acts(answer) == [("bedroom_ac", "param", "temperature", 24.0)]
+    assert acts(di.handle("太热了", "zh", state=STATE)) == [
+        ("bedroom_ac", "param", "temperature", 25.0)]
+
+
+def test_labelled_set_stays_accurate(tmp_path):
+    from gamgin_devices.bench import run
+
+    res = run(repeats=1)
+    both = res["configs"]["both"]
+    assert both["accuracy"] >= 0.95, [i for i in res["items"] if not i["ok"]]
+    # our sentence layer must keep adding what HA's alone misses
+    assert res["configs"]["ha"]["accuracy"] < both["accuracy"]
