@@ -236,7 +236,10 @@ class Transcriber:
                 self.turn, self.listening = None, False
             return
         interval = self.cfg.partial_interval_s * SAMPLE_RATE
-        if interval > 0 and not seg.paused and self._vad_pos - self._last_partial_n >= interval:
+        # Not in a silence run: the utterance may be ending, and a partial started now
+        # would delay the speculative final, which is what the user waits for.
+        if (interval > 0 and seg.silent_frames == 0
+                and self._vad_pos - self._last_partial_n >= interval):
             self._last_partial_n = self._vad_pos
             if self._backlog_s > self.cfg.partial_max_backlog_s:
                 self.stats["partials_skipped"] += 1  # catching up matters more

@@ -57,7 +57,7 @@ class SttNode(StageNode):
             neg_threshold=float(p("vad_neg_threshold", 0.35).value),
             min_speech_ms=float(p("min_speech_ms", 96.0).value),
             pre_roll_ms=float(p("pre_roll_ms", 320.0).value),
-            post_roll_ms=float(p("post_roll_ms", 160.0).value),
+            post_roll_ms=float(p("post_roll_ms", 96.0).value),
             hang_over_ms=float(p("hang_over_ms", 480.0).value),
             max_utterance_s=float(p("max_utterance_s", 15.0).value),
         )

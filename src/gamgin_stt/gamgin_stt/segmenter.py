@@ -28,7 +28,7 @@ class VadConfig:
     neg_threshold: float = 0.35
     min_speech_ms: float = 96.0  # three 32 ms frames
     pre_roll_ms: float = 320.0
-    post_roll_ms: float = 160.0  # silence kept after the last voiced frame
+    post_roll_ms: float = 96.0  # silence kept after the last voiced frame; speculation starts here
     hang_over_ms: float = 480.0  # silence that ends the utterance
     max_utterance_s: float = 15.0
 
@@ -78,6 +78,11 @@ class SpeechSegmenter:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def silent_frames(self) -> int:
+        """Frames of silence since the last voiced one (0 while speech goes on)."""
+        return self._silence
 
     @property
     def pre_roll_frames(self) -> int:

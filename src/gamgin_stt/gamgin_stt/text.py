@@ -25,15 +25,24 @@ def to_simplified(text: str) -> str:
     return _t2s().convert(text) if has_cjk(text) else text
 
 
-def collapse_repeats(ids: list[int], min_period: int = 2) -> list[int]:
-    """Keep one copy when a decode loops on its own output ("A. A. A. A") — what Whisper
-    does when its window holds too little trailing silence. Only a sequence that is
-    periodic from its start is collapsed, so real repeated words inside a sentence stay."""
+def collapse_repeats(ids: list[int], min_period: int = 2, tail_repeats: int = 3) -> list[int]:
+    """Keep one copy when a decode loops on its own output — what Whisper does when its
+    window holds too little trailing silence ("A. A. A. A") or on unclear audio
+    ("明天 天 天 天 天"). A sequence periodic from its start collapses to one period; a tail
+    repeating one unit at least ``tail_repeats`` times (one more for a single token) is cut
+    to one unit. Short real repeats ("3, 3", "天天") stay."""
     n = len(ids)
     for p in range(min_period, n // 2 + 1):
         if all(ids[i] == ids[i + p] for i in range(n - p)):
             return ids[:p]
-    return ids
+    keep = n
+    for p in range(1, n // tail_repeats + 1):
+        i = n - p  # extend the periodic tail ids[i:] leftwards
+        while i > 0 and ids[i - 1] == ids[i - 1 + p]:
+            i -= 1
+        if (n - i) >= p * (tail_repeats + (p == 1)):
+            keep = min(keep, i + p)
+    return ids[:keep]
 
 
 def join_parts(parts: list[str]) -> str:

@@ -18,6 +18,9 @@ def test_collapse_only_whole_loops() -> None:
     assert collapse_repeats(a * 3 + a[:2]) == a
     assert collapse_repeats([1, 2, 3, 3, 4]) == [1, 2, 3, 3, 4]  # a repeated word stays
     assert collapse_repeats([]) == []
+    assert collapse_repeats([9, 8, 7, 7, 7, 7, 7]) == [9, 8, 7]  # "明天 天 天 天 天"
+    assert collapse_repeats([9, 8, 7, 7, 7]) == [9, 8, 7, 7, 7]  # too short to call a loop
+    assert collapse_repeats([1, 2, 3, 4, 5, 4, 5, 4, 5, 4]) == [1, 2, 3, 4, 5]
 
 
 def test_join_parts() -> None:

@@ -61,6 +61,11 @@ class RecognizerConfig:
             raise ValueError(f"device {self.device!r} must be cpu, cuda or auto")
 
 
+def prompt_text(cfg: RecognizerConfig) -> str:
+    """Hotwords then initial prompt, as one context text for Whisper."""
+    return " ".join(s.strip() for s in (cfg.hotwords, cfg.initial_prompt) if s.strip())
+
+
 class Recognizer(Protocol):
     name: str
 

@@ -10,8 +10,13 @@ import time
 
 import numpy as np
 
-from gamgin_stt.backends import Recognition, RecognizerConfig, resolve_whisper_model
-from gamgin_stt.text import to_simplified
+from gamgin_stt.backends import (
+    Recognition,
+    RecognizerConfig,
+    prompt_text,
+    resolve_whisper_model,
+)
+from gamgin_stt.text import has_cjk, to_simplified
 
 
 class FasterWhisper:
@@ -36,11 +41,12 @@ class FasterWhisper:
             _, _, all_probs = self.model.detect_language(samples)
             probs = dict(all_probs)
             lang = max(self.cfg.languages, key=lambda c: probs.get(c, 0.0))
+        use_prompt = lang == "zh" or not has_cjk(prompt_text(self.cfg))  # as in ct2_whisper
         segments, info = self.model.transcribe(
             samples, language=lang, beam_size=self.cfg.beam_size if final else 1,
             temperature=0.0, condition_on_previous_text=False, without_timestamps=True,
-            initial_prompt=self.cfg.initial_prompt or None, hotwords=self.cfg.hotwords or None,
-            vad_filter=False,
+            initial_prompt=(self.cfg.initial_prompt or None) if use_prompt else None,
+            hotwords=(self.cfg.hotwords or None) if use_prompt else None, vad_filter=False,
         )
         segs = list(segments)
         n = sum(max(1, len(s.tokens)) for s in segs)
