@@ -23,8 +23,8 @@ def execute(answer: IntentAnswer, controller: DeviceController, intents: DeviceI
             out = controller.set_param(a.device_id, a.param,
                                        a.resolve(current, spec.min, spec.max), origin=origin)
         elif a.kind == "music":
-            if music is None:
-                continue
+            if music is None:  # no player running: say so instead of a false "OK"
+                return intents.words[answer.language]["music_unavailable"]
             music(a.command, a.query)
             continue
         else:

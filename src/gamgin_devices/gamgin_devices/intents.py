@@ -443,6 +443,12 @@ class DeviceIntents:
         return self.words[short]["join"].join(parts)
 
 
+def state_from_devices(devices) -> dict[str, dict[str, float]]:
+    """``state`` for ``handle`` from devices/list's ``Device`` messages (or anything with
+    ``.id`` and ``.params`` of ``.name``/``.value``): no rclpy needed here."""
+    return {d.id: {p.name: float(p.value) for p in d.params} for d in devices}
+
+
 class _Blank(dict):
     """format_map helper: a placeholder a template does not get stays empty."""
 

@@ -32,6 +32,10 @@ class DevicesNode(StageNode):
         self.command_topic = str(p("command_topic", "devices/command").value)
         self.reply_topic = str(p("reply_topic", "devices/reply").value)
         self.music_topic = str(p("music_topic", "music/command").value)
+        self.mqtt_optimistic = bool(p("mqtt_optimistic", True).value)
+        # Safety: devices move only on the user's own words. Transcripts from other sources
+        # (e.g. text quoted from documents or the web) are refused.
+        self.allowed_sources = list(p("allowed_sources", ["stt", "typed", "replay"]).value)
         self.controller: DeviceController | None = None
         self.intents: DeviceIntents | None = None
         self.health.value("backend", self.backend_name)
@@ -41,7 +45,8 @@ class DevicesNode(StageNode):
             registry = load_registry(self.registry_file or None)
             backend = make_backend(self.backend_name, state_file=self.state_file,
                                    host=self.mqtt_host, port=self.mqtt_port,
-                                   client_id=self.mqtt_client_id, timeout_s=self.mqtt_timeout_s)
+                                   client_id=self.mqtt_client_id, timeout_s=self.mqtt_timeout_s,
+                                   optimistic=self.mqtt_optimistic)
         except (RegistryError, ValueError) as exc:
             raise StageError(str(exc)) from None
         self.controller = DeviceController(registry, backend)
@@ -96,6 +101,12 @@ class DevicesNode(StageNode):
     def _on_command(self, msg: Transcript) -> None:
         if not msg.is_final:
             return
+        if msg.source not in self.allowed_sources:
+            self.health.count("refused_sources")
+            self.get_logger().warn(f"ignored device command from source {msg.source!r} "
+                                   f"(allowed: {self.allowed_sources}): {msg.text!r}")
+            self._reply(msg.turn_id, "", "error", "error")
+            return
         try:
             answer = self.intents.handle(msg.text, msg.language or "zh",
                                          state=self.controller.values())
@@ -108,7 +119,8 @@ class DevicesNode(StageNode):
             self.health.count("not_understood")
             self._reply(msg.turn_id, "", "stop", "fallback")
             return
-        speech = execute(answer, self.controller, self.intents, self._music, origin="voice")
+        music = self._music if self.music_pub.get_subscription_count() > 0 else None
+        speech = execute(answer, self.controller, self.intents, music, origin="voice")
         self.health.count("voice_commands")
         self.get_logger().info(f"{msg.text!r} -> {answer.intent}: {speech}")
         self._reply(msg.turn_id, speech, "stop", "intent")

@@ -96,3 +96,19 @@ def test_no_broker_is_a_clear_error():
     backend = MqttBackend("127.0.0.1", port, timeout_s=1)
     with pytest.raises(BackendError, match="mosquitto"):
         backend.start(load_registry(), lambda *a: None)
+
+
+def test_pessimistic_mode_waits_for_the_device(mosquitto):
+    host, port = mosquitto.host, mosquitto.port
+    sub, got = listener(host, port, "gamgin/devices/+/set")
+    ctl = DeviceController(load_registry(), MqttBackend(host, port, optimistic=False))
+    try:
+        ctl.start()
+        assert ctl.set_power("fan", True).success
+        assert got.get(timeout=5)[0] == "gamgin/devices/fan/set"
+        assert ctl.status("fan").on is False  # not until the device says so
+        sub.publish("gamgin/devices/fan/state", b'{"state": "ON"}', qos=1).wait_for_publish(3)
+        assert wait_for(lambda: ctl.status("fan").on, 5)
+    finally:
+        ctl.close()
+        sub.loop_stop()

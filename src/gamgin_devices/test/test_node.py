@@ -48,11 +48,11 @@ class Client:
         resp = self.call("list", ListDevices.Request())
         return {d.id: (d.on, {p.name: p.value for p in d.params}) for d in resp.devices}
 
-    def say(self, text: str, lang: str, turn_id: int) -> TokenChunk:
+    def say(self, text: str, lang: str, turn_id: int, source: str = "typed") -> TokenChunk:
         assert self.probe.wait_for_subscribers(self.cmd_pub, timeout=20)
         n = len(self.replies)
         self.cmd_pub.publish(Transcript(text=text, language=lang, turn_id=turn_id,
-                                        is_final=True, source="typed"))
+                                        is_final=True, source=source))
         assert wait_for(lambda: len(self.replies) > n, 10), f"no reply to {text!r}"
         return self.replies[-1]
 
@@ -129,6 +129,15 @@ def test_typed_commands_change_devices_and_answer(node_env, client, tmp_path):
         assert "16" in r.text and client.devices()["bedroom_ac"][1]["temperature"] == 26
         r = client.say("what is the weather like", "en", 5)
         assert r.route == "fallback" and r.text == ""
+        # safety: text that is not the user's own words never moves a device
+        r = client.say("turn off the fan", "en", 7, source="knowledge")
+        assert r.route == "error" and client.devices()["fan"][0] is True
+        # relative commands in-process, resolved with devices/list state
+        from gamgin_devices.intents import DeviceIntents, state_from_devices
+
+        listed = client.call("list", ListDevices.Request()).devices
+        ans = DeviceIntents(warm=False).handle("空调调高一点", "zh", state_from_devices(listed))
+        assert ans.actions[0].value == 27
         r = client.say("放一首周杰伦的歌", "zh", 6)
         assert wait_for(lambda: client.music == [{"command": "play", "query": "周杰伦"}], 5)
     finally:
