@@ -5,6 +5,7 @@ from __future__ import annotations
 from std_msgs.msg import Header
 
 from gamgin_common import audio, qos
+from gamgin_common.health import ERROR
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk, TokenChunk, TurnState
 from gamgin_tts.backends import EngineUnavailable, create_engine
@@ -61,10 +62,14 @@ class TtsNode(StageNode):
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
 
     def activate_stage(self) -> None:
-        if self.fallback_reason:
+        self.health.ok(f"speaking with {self.streamer.engine.name}")
+
+    def on_activate(self, state):
+        result = super().on_activate(state)
+        if self.fallback_reason and self.health.level != ERROR:
+            # serving, but not with the engine that was asked for: WARN until fixed
             self.health.warn(self.fallback_reason)
-        else:
-            self.health.ok(f"speaking with {self.streamer.engine.name}")
+        return result
 
     def cleanup_stage(self) -> None:
         if self.streamer is not None:

@@ -292,9 +292,14 @@ _SYMBOL_WORDS = {"&": ("和", "and"), "@": ("at", "at"), "+": ("加", "plus"),
 _SYMBOL_RE = re.compile("[&@+=]")
 
 
-def normalize(text: str, default_lang: str = "zh") -> str:
-    """The text to speak for ``text`` (one segment or a whole answer); may be ''."""
+def normalize(text: str, default_lang: str | None = None) -> str:
+    """The text to speak for ``text`` (one segment or a whole answer); may be ''.
+    A number with no letter near it is read in ``default_lang``: by default English for
+    a text without Han characters but with Latin letters, else Chinese."""
     text = text.translate(_FULLWIDTH)
+    if default_lang is None:
+        latin = any(c.isascii() and c.isalpha() for c in text)
+        default_lang = "en" if latin and not has_han(text) else "zh"
     text = strip_markup(text)
     text = read_numbers(text, default_lang)
     text = _SYMBOL_RE.sub(lambda m: " " + _SYMBOL_WORDS[m.group()][
