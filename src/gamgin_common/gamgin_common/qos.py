@@ -5,8 +5,10 @@
   cover bursts: the TTS produces faster than real time.
 - Events (wake, transcript, tokens) are RELIABLE + VOLATILE: a late joiner must not
   act on an old command.
-- States (turn state, device states) are TRANSIENT_LOCAL depth 1: a node that starts
-  or restarts learns the current state at once.
+- States (turn state, device states) are TRANSIENT_LOCAL: a node that starts or
+  restarts learns the current state at once. Depth 20, not 1: transitions come in quick
+  bursts (CANCELLED then LISTENING) and a subscriber must see each; a late joiner gets
+  the recent ones too, which is harmless since every node ignores turns older than its own.
 - Diagnostics follow the ROS convention (reliable, volatile, small depth).
 """
 
@@ -28,6 +30,6 @@ MIC_AUDIO = _profile(100)  # 2 s of 20 ms chunks
 SPEECH_AUDIO = _profile(500)  # a whole synthesized answer can arrive in a burst
 EVENTS = _profile(20)  # wake, transcript
 TOKENS = _profile(500)  # a reply's tokens arrive faster than TTS consumes them
-STATE = _profile(1, latched=True)  # turn state: only the latest matters
+STATE = _profile(20, latched=True)  # turn state
 DEVICE_STATE = _profile(64, latched=True)  # one latched sample per device change
 DIAGNOSTICS = _profile(10)

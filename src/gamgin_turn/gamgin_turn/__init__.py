@@ -1,0 +1,1 @@
+"""Turn orchestration: turn/state, interrupts, per-turn trace."""

@@ -1,0 +1,190 @@
+"""The conversation's turn state machine and its latency trace. Pure Python, no ROS.
+
+One turn at a time: IDLE -> LISTENING (wake) -> THINKING (final transcript) ->
+SPEAKING (the speaker started playing) -> IDLE (playback finished). A new wake, or an
+interrupt, while a turn is busy cancels it (CANCELLED, then the new turn), which every
+node follows: the LLM stops generating, the TTS stops synthesizing, the speaker flushes.
+Timeouts end a turn that would otherwise hang (nobody spoke, nothing was said back).
+
+Times are nanoseconds of the wall clock (what the message headers carry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IDLE, LISTENING, THINKING, SPEAKING, CANCELLED = 0, 1, 2, 3, 4
+STATE_NAMES = {IDLE: "idle", LISTENING: "listening", THINKING: "thinking",
+               SPEAKING: "speaking", CANCELLED: "cancelled"}
+
+
+@dataclass
+class Trace:
+    turn_id: int
+    outcome: str = ""
+    route: str = ""
+    user_text: str = ""
+    reply_text: str = ""
+    wake: int = 0
+    speech_start: int = 0
+    speech_end: int = 0
+    first_partial: int = 0
+    final_transcript: int = 0
+    first_token: int = 0
+    first_audio: int = 0
+    playback_start: int = 0
+    end: int = 0
+
+    def ms_after_speech_end(self, t: int) -> float:
+        return (t - self.speech_end) / 1e6 if t and self.speech_end else -1.0
+
+    def summary(self) -> dict[str, float]:
+        return {k: self.ms_after_speech_end(getattr(self, k))
+                for k in ("final_transcript", "first_token", "first_audio", "playback_start")}
+
+
+@dataclass
+class StateChange:
+    turn_id: int
+    state: int
+    reason: str
+
+
+@dataclass
+class TurnTracker:
+    listen_timeout_s: float = 12.0  # wake -> final transcript (STT has its own window)
+    think_timeout_s: float = 30.0  # final transcript -> first audio
+    speak_timeout_s: float = 120.0  # a reply that never finishes playing
+    tail_s: float = 1.5  # reply complete but no audio (e.g. empty answer) -> idle after this
+    turn_id: int = 0
+    state: int = IDLE
+    trace: Trace | None = None
+    _since: int = 0
+    _reply_done_at: int = 0
+    _audio_done: bool = False
+    out_states: list[StateChange] = field(default_factory=list)
+    out_traces: list[Trace] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ helpers
+    def _set(self, state: int, reason: str, now: int) -> None:
+        self.state, self._since = state, now
+        self.out_states.append(StateChange(self.turn_id, state, reason))
+
+    def _finish(self, outcome: str, now: int) -> None:
+        if self.trace is not None:
+            self.trace.outcome, self.trace.end = outcome, now
+            self.out_traces.append(self.trace)
+        self.trace = None
+        self._reply_done_at, self._audio_done = 0, False
+
+    def _begin(self, turn_id: int, now: int, reason: str, state: int) -> None:
+        if self.state not in (IDLE, CANCELLED) and self.turn_id != turn_id:
+            self._set(CANCELLED, f"superseded by turn {turn_id} ({reason})", now)
+            self._finish("cancelled", now)
+        self.turn_id = turn_id
+        self.trace = Trace(turn_id)
+        self._set(state, reason, now)
+
+    def _current(self, turn_id: int) -> bool:
+        return self.trace is not None and turn_id == self.turn_id
+
+    def drain(self) -> tuple[list[StateChange], list[Trace]]:
+        states, traces = self.out_states, self.out_traces
+        self.out_states, self.out_traces = [], []
+        return states, traces
+
+    # ------------------------------------------------------------------ events
+    def on_wake(self, turn_id: int, stamp: int, now: int) -> None:
+        if turn_id <= self.turn_id and self.trace is not None:
+            return  # duplicate or stale wake
+        self._begin(turn_id, now, "wake", LISTENING)
+        assert self.trace is not None
+        self.trace.wake = stamp
+
+    def on_transcript(self, turn_id: int, is_final: bool, stamp: int, text: str,
+                      speech_start: int, speech_end: int, now: int) -> None:
+        if turn_id > self.turn_id or (self.trace is None and turn_id == self.turn_id == 0):
+            # always-on listening or typed input: a turn without a wake
+            self._begin(turn_id, now, "speech", LISTENING)
+        if not self._current(turn_id) or self.state not in (LISTENING, THINKING):
+            return
+        tr = self.trace
+        assert tr is not None
+        tr.speech_start = tr.speech_start or speech_start
+        if not is_final:
+            tr.first_partial = tr.first_partial or stamp
+            return
+        tr.final_transcript, tr.user_text = stamp, text
+        tr.speech_end = speech_end or tr.speech_end
+        if not text.strip():
+            self._set(IDLE, "nothing heard", now)
+            self._finish("no speech", now)
+            return
+        self._set(THINKING, "final transcript", now)
+
+    def on_token(self, turn_id: int, stamp: int, text: str, is_final: bool, route: str,
+                 finish_reason: str, now: int) -> None:
+        if not self._current(turn_id):
+            return
+        tr = self.trace
+        assert tr is not None
+        if text and not tr.first_token:
+            tr.first_token = stamp
+        tr.reply_text += text
+        tr.route = route or tr.route
+        if is_final:
+            self._reply_done_at = now
+            if finish_reason == "error":
+                tr.outcome = "error"
+
+    def on_audio(self, turn_id: int, stamp: int, has_samples: bool, end_of_stream: bool,
+                 now: int) -> None:
+        if not self._current(turn_id):
+            return
+        tr = self.trace
+        assert tr is not None
+        if has_samples and not tr.first_audio:
+            tr.first_audio = stamp
+        if end_of_stream:
+            self._audio_done = True
+            if not tr.first_audio:
+                self._reply_done_at = self._reply_done_at or now  # nothing to play
+
+    def on_playback(self, turn_id: int, kind: str, stamp: int, now: int) -> None:
+        if not self._current(turn_id):
+            return
+        tr = self.trace
+        assert tr is not None
+        if kind == "started":
+            tr.playback_start = tr.playback_start or stamp
+            if self.state != SPEAKING:
+                self._set(SPEAKING, "playback started", now)
+        elif kind == "finished":
+            outcome = tr.outcome or "answered"
+            self._set(IDLE, "playback finished", now)
+            self._finish(outcome, now)
+
+    def interrupt(self, now: int, reason: str = "interrupt") -> bool:
+        if self.trace is None or self.state in (IDLE, CANCELLED):
+            return False
+        self._set(CANCELLED, reason, now)
+        self._finish("cancelled", now)
+        return True
+
+    def tick(self, now: int) -> None:
+        if self.trace is None:
+            return
+        age = (now - self._since) / 1e9
+        if self.state == LISTENING and age > self.listen_timeout_s:
+            self._set(IDLE, "listen timeout", now)
+            self._finish("no speech", now)
+        elif self.state == THINKING and self._reply_done_at and not self.trace.first_audio and (
+                now - self._reply_done_at) / 1e9 > self.tail_s:
+            self._set(IDLE, "reply had no audio", now)
+            self._finish(self.trace.outcome or "answered", now)
+        elif self.state == THINKING and age > self.think_timeout_s:
+            self._set(CANCELLED, "think timeout", now)
+            self._finish("error", now)
+        elif self.state == SPEAKING and age > self.speak_timeout_s:
+            self._set(CANCELLED, "speak timeout", now)
+            self._finish("error", now)

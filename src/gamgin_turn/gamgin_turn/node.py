@@ -1,0 +1,133 @@
+"""turn: owns turn/state (what every node follows), serves turn/interrupt, and publishes
+a TurnTrace per finished turn on turn/trace."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from builtin_interfaces.msg import Time as TimeMsg
+from std_srvs.srv import Trigger
+
+from gamgin_common import qos
+from gamgin_common.stage import StageNode, run_stage
+from gamgin_interfaces.msg import (
+    AudioChunk,
+    TokenChunk,
+    Transcript,
+    TurnState,
+    TurnTrace,
+    WakeEvent,
+)
+from gamgin_turn.core import STATE_NAMES, Trace, TurnTracker
+
+PLAYBACK_KIND = {TurnState.SPEAKING: "started", TurnState.IDLE: "finished",
+                 TurnState.CANCELLED: "flushed"}
+
+
+def ns_of(t: TimeMsg) -> int:
+    return t.sec * 1_000_000_000 + t.nanosec
+
+
+def time_msg(ns: int) -> TimeMsg:
+    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class TurnNode(StageNode):
+    def __init__(self) -> None:
+        super().__init__("turn")
+        p = self.declare_parameter
+        self.tracker = TurnTracker(
+            listen_timeout_s=float(p("listen_timeout_s", 12.0).value),
+            think_timeout_s=float(p("think_timeout_s", 30.0).value),
+            speak_timeout_s=float(p("speak_timeout_s", 120.0).value),
+            tail_s=float(p("no_audio_tail_s", 1.5).value))
+        self._lock = threading.Lock()
+        self.last: dict[str, float] = {}
+
+    def configure_stage(self) -> None:
+        self.state_pub = self.stage_publisher(TurnState, "turn/state", qos.STATE)
+        self.trace_pub = self.stage_publisher(TurnTrace, "turn/trace", qos.EVENTS)
+        self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
+        self.stage_subscription(Transcript, "transcript", self._on_transcript, qos.EVENTS)
+        self.stage_subscription(TokenChunk, "tokens", self._on_token, qos.TOKENS)
+        self.stage_subscription(AudioChunk, "audio/speech", self._on_audio, qos.SPEECH_AUDIO)
+        self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
+        self.stage_service(Trigger, "turn/interrupt", self._on_interrupt)
+        self.timer = self.create_timer(0.1, lambda: self._apply(self.tracker.tick))
+
+    def activate_stage(self) -> None:
+        self._publish_state(self.tracker.turn_id, TurnState.IDLE, "started")
+
+    def cleanup_stage(self) -> None:
+        self.destroy_timer(self.timer)
+
+    # ------------------------------------------------------------------ events
+    def _apply(self, fn, *args) -> None:
+        with self._lock:
+            fn(*args, time.time_ns())
+            states, traces = self.tracker.drain()
+        for s in states:
+            self._publish_state(s.turn_id, s.state, s.reason)
+        for tr in traces:
+            self._publish_trace(tr)
+
+    def _on_wake(self, m: WakeEvent) -> None:
+        self._apply(self.tracker.on_wake, m.turn_id, ns_of(m.header.stamp))
+
+    def _on_transcript(self, m: Transcript) -> None:
+        self._apply(self.tracker.on_transcript, m.turn_id, m.is_final, ns_of(m.header.stamp),
+                    m.text, ns_of(m.speech_start), ns_of(m.speech_end))
+
+    def _on_token(self, m: TokenChunk) -> None:
+        self._apply(self.tracker.on_token, m.turn_id, ns_of(m.header.stamp), m.text, m.is_final,
+                    m.route, m.finish_reason)
+
+    def _on_audio(self, m: AudioChunk) -> None:
+        self._apply(self.tracker.on_audio, m.turn_id, ns_of(m.header.stamp), len(m.data) > 0,
+                    m.end_of_stream)
+
+    def _on_playback(self, m: TurnState) -> None:
+        kind = PLAYBACK_KIND.get(m.state)
+        if kind:
+            self._apply(self.tracker.on_playback, m.turn_id, kind, ns_of(m.header.stamp))
+
+    def _on_interrupt(self, request: Trigger.Request, response: Trigger.Response):
+        with self._lock:
+            turn = self.tracker.turn_id
+            response.success = self.tracker.interrupt(time.time_ns(), "interrupt service")
+        self._apply(lambda now: None)
+        response.message = (f"turn {turn} cancelled" if response.success
+                            else "nothing to interrupt")
+        return response
+
+    # ------------------------------------------------------------------ output
+    def _publish_state(self, turn_id: int, state: int, reason: str) -> None:
+        msg = TurnState(turn_id=turn_id, state=state, reason=reason)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = "turn"
+        self.state_pub.publish(msg)
+        self.health.value("state", f"{STATE_NAMES[state]} (turn {turn_id})")
+        self.get_logger().info(f"turn {turn_id}: {STATE_NAMES[state]} ({reason})")
+
+    def _publish_trace(self, tr: Trace) -> None:
+        msg = TurnTrace(turn_id=tr.turn_id, outcome=tr.outcome, route=tr.route,
+                        user_text=tr.user_text, reply_text=tr.reply_text)
+        for key in ("wake", "speech_start", "speech_end", "first_partial", "final_transcript",
+                    "first_token", "first_audio", "playback_start", "end"):
+            setattr(msg, key, time_msg(getattr(tr, key)))
+        for key, ms in tr.summary().items():
+            setattr(msg, f"{key}_ms", ms)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.trace_pub.publish(msg)
+        self.health.count(f"turns_{tr.outcome.replace(' ', '_')}")
+        if msg.first_audio_ms >= 0:
+            self.health.value("last_first_audio_ms", f"{msg.first_audio_ms:.0f}")
+
+
+def main(args: list[str] | None = None) -> None:
+    run_stage(TurnNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+from gamgin_turn.core import CANCELLED, IDLE, LISTENING, SPEAKING, THINKING, TurnTracker
+
+S = 1_000_000_000
+
+
+def states(t: TurnTracker) -> list[tuple[int, int]]:
+    return [(s.turn_id, s.state) for s in t.drain()[0]]
+
+
+def full_turn(t: TurnTracker, turn: int, t0: int) -> None:
+    t.on_wake(turn, t0, t0)
+    t.on_transcript(turn, False, t0 + 1 * S, "turn on", t0 + S // 2, 0, t0 + 1 * S)
+    t.on_transcript(turn, True, t0 + 2 * S + 50_000_000, "turn on the light", t0 + S // 2,
+                    t0 + 2 * S, t0 + 2 * S)
+    t.on_token(turn, t0 + 2 * S + 100_000_000, "OK, ", False, "intent", "", t0 + 2 * S)
+    t.on_audio(turn, t0 + 2 * S + 300_000_000, True, False, t0 + 2 * S)
+    t.on_playback(turn, "started", t0 + 2 * S + 320_000_000, t0 + 2 * S)
+    t.on_token(turn, t0 + 2 * S + 400_000_000, "done.", True, "intent", "stop", t0 + 2 * S)
+    t.on_audio(turn, t0 + 3 * S, False, True, t0 + 3 * S)
+    t.on_playback(turn, "finished", t0 + 4 * S, t0 + 4 * S)
+
+
+def test_a_whole_turn_goes_through_every_state_and_traces_the_latency():
+    t = TurnTracker()
+    full_turn(t, 5, 100 * S)
+    changes, (tr,) = t.drain()
+    assert [c.state for c in changes] == [LISTENING, THINKING, SPEAKING, IDLE]
+    assert tr.outcome == "answered" and tr.route == "intent" and tr.reply_text == "OK, done."
+    assert tr.summary() == {"final_transcript": 50.0, "first_token": 100.0, "first_audio": 300.0,
+                            "playback_start": 320.0}
+
+
+def test_a_new_wake_cancels_the_busy_turn_first():
+    t = TurnTracker()
+    t.on_wake(1, 0, 0)
+    t.on_transcript(1, True, S, "tell me a story", 0, S, S)
+    t.on_playback(1, "started", 2 * S, 2 * S)
+    t.on_wake(2, 3 * S, 3 * S)
+    got, traces = t.drain()
+    assert [(s.turn_id, s.state) for s in got][-2:] == [(1, CANCELLED), (2, LISTENING)]
+    assert [tr.outcome for tr in traces] == ["cancelled"]
+
+
+def test_late_messages_of_an_old_turn_change_nothing():
+    t = TurnTracker()
+    t.on_wake(1, 0, 0)
+    t.on_wake(2, S, S)
+    t.drain()
+    t.on_transcript(1, True, S, "old", 0, S, S)
+    t.on_playback(1, "started", S, S)
+    assert states(t) == [] and t.state == LISTENING and t.turn_id == 2
+
+
+def test_timeouts_end_a_hanging_turn():
+    t = TurnTracker(listen_timeout_s=5)
+    t.on_wake(1, 0, 0)
+    t.tick(4 * S)
+    assert t.state == LISTENING
+    t.tick(6 * S)
+    assert t.state == IDLE and t.drain()[1][0].outcome == "no speech"
+    t.on_wake(2, 10 * S, 10 * S)
+    t.on_transcript(2, True, 11 * S, "hi", 10 * S, 11 * S, 11 * S)
+    t.on_token(2, 11 * S, "", True, "llm", "stop", 11 * S)  # an empty reply: nothing to play
+    t.tick(12 * S + S // 2 + 1)
+    assert t.state == IDLE
+
+
+def test_empty_final_transcript_ends_the_turn_and_interrupt_cancels():
+    t = TurnTracker()
+    t.on_wake(1, 0, 0)
+    t.on_transcript(1, True, S, "  ", 0, S, S)
+    assert t.state == IDLE and t.drain()[1][0].outcome == "no speech"
+    assert not t.interrupt(2 * S)
+    t.on_wake(2, 3 * S, 3 * S)
+    assert t.interrupt(4 * S)
+    assert t.state == CANCELLED and t.drain()[1][-1].outcome == "cancelled"
+
+
+def test_typed_input_without_a_wake_starts_a_turn():
+    t = TurnTracker()
+    t.on_transcript(7, True, S, "把客厅的灯打开", 0, S, S)
+    assert [s for _, s in states(t)] == [LISTENING, THINKING]
+    assert t.turn_id == 7 and t.state == THINKING
