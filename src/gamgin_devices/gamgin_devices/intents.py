@@ -129,9 +129,10 @@ class DeviceIntents:
         self._t2s = _traditional_to_simplified()
         self._wake = {lang: sorted(w["wake_words"], key=len, reverse=True)
                       for lang, w in self.words.items()}
-        if warm:  # the first match builds hassil's caches (~100 ms); pay it at start-up
-            self.handle("打开客厅灯", "zh", state={}, dry=True)
-            self.handle("turn on the living room light", "en", state={}, dry=True)
+        if warm:  # first matches build hassil's caches (~100 ms each): pay at start-up
+            for short in LANGS:
+                for text in self.words[short].get("warm_up", ()):
+                    self.handle(text, short, state={}, dry=True)
 
     # ------------------------------------------------------------------ setup
     def _sentence_data(self, code: str, sdir: Path) -> dict:
