@@ -37,6 +37,9 @@ class DialogueConfig:
     judge_chars: int = 12  # letters seen before judging the reply's language
     turn_timeout_s: float = 30.0  # a turn never takes longer than this
     few_shot: int = 2  # example tool-call exchanges shown to prompt-mode models
+    # languages the model really speaks; others get the honest line without trying (the
+    # packaged 135M model writes Chinese-looking gibberish that no text check can catch)
+    model_languages: tuple[str, ...] = ("en", "zh")
 
 
 @dataclass
@@ -233,6 +236,10 @@ class Dialogue:
             err = self.backend_error or BackendError("model", "no backend")
             say(line(err.kind, lang))
             return done("error", "error", str(err))
+        if lang not in self.config.model_languages:
+            say(line("wrong_language", lang))
+            return done("fallback", "stop", f"the model does not speak {lang} "
+                                            "(parameter model_languages)")
         use_tools = len(self.tools) > 0 and self.config.tool_mode != "off"
         native = use_tools and self.config.tool_mode == "native" and self.backend.native_tools
         messages = self._prompt(text, lang, passages, use_tools and not native)

@@ -67,6 +67,7 @@ class LlmNode(StageNode):
             language_check=bool(p("language_check", True).value),
             judge_chars=int(p("judge_chars", 12).value),
             turn_timeout_s=float(p("turn_timeout_s", 30.0).value),
+            model_languages=tuple(p("model_languages", ["en"]).value or []),
         )
         self.memory_max_tokens = int(p("memory_max_tokens", 768).value)
         self.idle_reset_s = float(p("idle_reset_s", 300.0).value)

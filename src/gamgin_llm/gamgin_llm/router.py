@@ -108,7 +108,7 @@ class StopHandler:
         en = s
         for _ in range(3):
             en = _FILLER_EN.sub("", en).strip()
-        if zh in _STOP_ZH or en in _STOP_EN:
+        if s.replace(" ", "") in _STOP_ZH or zh in _STOP_ZH or s in _STOP_EN or en in _STOP_EN:
             actions = [ToolCall("stop_music", {})] if self.music else []
             return FastAnswer(text="好的。" if lang == "zh" else "Okay.", actions=actions,
                               best_effort=True, stop_speaking=True)

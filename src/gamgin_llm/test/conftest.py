@@ -101,8 +101,22 @@ class LlamaServer:
                 self.proc.wait()
 
 
+@pytest.fixture
+def new_server(model_path):
+    """Start another server (for a test that stops it); stopped at the end in any case."""
+    started: list[LlamaServer] = []
+
+    def start() -> LlamaServer:
+        started.append(LlamaServer().start())
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop()
+
+
 @pytest.fixture(scope="module")
-def llama_server():
+def llama_server(model_path):
     srv = LlamaServer().start()
     yield srv
     srv.stop()

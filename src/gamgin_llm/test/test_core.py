@@ -1,0 +1,337 @@
+"""Unit tests of the pure-Python core; the LLM ones run the real packaged model in-process."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from gamgin_llm.backends import make_backend
+from gamgin_llm.chat import BackendError, ToolCall
+from gamgin_llm.core import Dialogue, DialogueConfig, ReplyGate
+from gamgin_llm.language import (
+    LINES,
+    cjk_ratio,
+    detect_language,
+    in_language,
+    is_degenerate,
+    repeats,
+    speakable,
+)
+from gamgin_llm.memory import ConversationMemory
+from gamgin_llm.router import FastAnswer, HandlerContext, StopHandler, load_object
+from gamgin_llm.tools import Tool, ToolRegistry, parse_tool_call
+from gamgin_llm.web_search import WebSearch
+
+
+# ---------------------------------------------------------------- language
+def test_detect_language_by_cjk_ratio():
+    assert detect_language("把客厅的灯打开") == "zh"
+    assert detect_language("把 living room 的灯打开") == "zh"
+    assert detect_language("Turn on the light") == "en"
+    assert detect_language("123 ...", hint="zh") == "zh"
+    assert detect_language("", hint="") == "en"
+
+
+def test_in_language():
+    assert in_language("你好，我是金坚。", "zh")
+    assert not in_language("Hello, I'm Jinjian.", "zh")
+    assert in_language("Hello there!", "en")
+    assert not in_language("你好", "en")
+    assert not in_language("...", "en")
+
+
+def test_speakable_strips_markdown_lists_urls_and_emoji():
+    text = "**Sure!** Here:\n- one `thing`\n2. two 🐶\nsee https://x.example/a #tag"
+    out = speakable(text)
+    assert out == "Sure! Here: one thing two see tag"
+    assert speakable("好的😀！") == "好的！"
+
+
+def test_repeats_and_degenerate():
+    text = "I like bones. I like bones. Woof."
+    assert text[: repeats(text)].strip() == "I like bones."
+    assert repeats("I'm sorry, I'm sorry, I'm sorry") is not None
+    assert repeats("I like bones. Do you?") is None
+    assert is_degenerate("")
+    assert is_degenerate("!!! ...")
+    assert not is_degenerate("Woof! Hello.")
+
+
+# ---------------------------------------------------------------- reply gate
+def _run_gate(pieces: list[str], lang: str = "en", tools: bool = False) -> tuple[ReplyGate, str]:
+    g = ReplyGate(lang, True, 12, tools)
+    out = ""
+    for p in pieces:
+        out += g.push(p)
+        if g.done:
+            break
+    out += g.finish()
+    return g, out
+
+
+def test_gate_streams_after_judging_and_cuts_a_loop():
+    g, out = _run_gate(["Woof", "!", " I", " like", " bones", ".", " I", " like", " bones",
+                        ".", " More", "."])
+    assert out.strip() == "Woof! I like bones."
+    assert g.state == "looped"
+
+
+def test_gate_rejects_wrong_language_before_speaking():
+    g = ReplyGate("zh", True, 12, False)
+    assert g.push("I'm Jin") == "" and g.push("jian, a dog.") == ""
+    assert g.state == "rejected" and g.reject_reason == "wrong_language"
+
+
+def test_gate_holds_a_json_tool_call():
+    g, out = _run_gate(['{"tool": "set_power", ', '"arguments": {"device_id": "fan", ',
+                        '"on": true}}'], tools=True)
+    assert out == "" and g.tool_call == ToolCall("set_power", {"device_id": "fan", "on": True})
+
+
+def test_gate_short_and_empty_replies():
+    assert _run_gate(["Woof!"])[1] == "Woof!"
+    g, out = _run_gate([" ", "\n"])
+    assert out == "" and g.reject_reason == "degenerate"
+
+
+# ---------------------------------------------------------------- tools
+def _registry(log: list, set_param: bool = True) -> ToolRegistry:
+    reg = ToolRegistry()
+    reg.register(Tool("set_power", "switch a device on or off",
+                      {"type": "object", "additionalProperties": False,
+                       "required": ["device_id", "on"],
+                       "properties": {"device_id": {"type": "string",
+                                                    "enum": ["fan", "light"]},
+                                      "on": {"type": "boolean"}}},
+                      lambda a: (log.append(a), {"ok": True, "message": "done"})[1],
+                      examples=[("Turn off the fan", {"device_id": "fan", "on": False})]))
+    if not set_param:
+        return reg
+    reg.register(Tool("set_param", "set a value",
+                      {"type": "object", "required": ["value"],
+                       "properties": {"value": {"type": "number", "minimum": 16,
+                                                "maximum": 30}}},
+                      lambda a: 1 / 0))
+    return reg
+
+
+@pytest.mark.parametrize("text", [
+    '{"tool": "set_power", "arguments": {"device_id": "fan", "on": true}}',
+    'Sure! ```json\n{"name": "set_power", "parameters": {"device_id": "fan", "on": true}}\n```',
+    '<tool_call>{"function": {"name": "set_power", "arguments": '
+    '"{\\"device_id\\": \\"fan\\", \\"on\\": true}"}}</tool_call>',
+    '[{"tool_name": "set_power", "args": {"device_id": "fan", "on": true}}]',
+])
+def test_parse_tool_call_shapes(text):
+    assert parse_tool_call(text) == ToolCall("set_power", {"device_id": "fan", "on": True})
+
+
+def test_parse_tool_call_none():
+    assert parse_tool_call("Woof! {not json}") is None
+    assert parse_tool_call('{"weather": "sunny"}') is None
+
+
+def test_validate_coerces_and_reports():
+    log: list = []
+    reg = _registry(log)
+    call = ToolCall("set_power", {"device_id": "fan", "on": "true"})
+    assert reg.validate(call) == [] and call.arguments["on"] is True
+    errs = reg.validate(ToolCall("set_power", {"device_id": "oven", "extra": 1}))
+    assert any("one of" in e for e in errs) and any("on is required" in e for e in errs)
+    assert any("not a parameter" in e for e in errs)
+    assert reg.validate(ToolCall("set_param", {"value": "40"})) == ["arguments.value must be <= 30"]
+    assert "unknown tool" in reg.validate(ToolCall("fly", {}))[0]
+
+
+def test_execute_never_raises():
+    reg = _registry([])
+    r = reg.execute(ToolCall("set_param", {"value": 20}))
+    assert r["ok"] is False and "ZeroDivisionError" in r["message"]
+    r = reg.execute(ToolCall("set_power", {"device_id": "fan"}))
+    assert r["ok"] is False and "required" in r["message"]
+
+
+def test_schemas_and_prompt():
+    reg = _registry([])
+    assert reg.schemas()[0]["function"]["name"] == "set_power"
+    assert "set_power(device_id: \"fan\"|\"light\", on: boolean)" in reg.prompt_section()
+    shots = reg.few_shot(2)
+    assert json.loads(shots[-1]["content"]) == {"tool": "set_power",
+                                                "arguments": {"device_id": "fan", "on": False}}
+
+
+class _SearchHandler(BaseHTTPRequestHandler):
+    def do_GET(self):  # the http.server API name
+        body = json.dumps({"results": [{"title": "Dogs", "content": "Dogs are loyal."},
+                                       {"title": "Cats", "content": "Cats nap."}]}).encode()
+        ok = "format=json" in self.path and "q=pets" in self.path
+        self.send_response(200 if ok else 400)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body if ok else b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_web_search_over_real_http():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _SearchHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        ws = WebSearch(f"http://127.0.0.1:{srv.server_port}/search", max_results=1)
+        r = ws.tool().run({"query": "pets"})
+        assert r == {"ok": True, "message": "Dogs: Dogs are loyal."}
+        r = WebSearch(f"http://127.0.0.1:{srv.server_port + 1}/search", 1.0).search(
+            {"query": "pets"})
+        assert r["ok"] is False and "search failed" in r["message"]
+    finally:
+        srv.shutdown()
+
+
+# ---------------------------------------------------------------- memory
+def test_memory_bounded_by_tokens_and_idle():
+    now = [0.0]
+    mem = ConversationMemory(60, 100.0, lambda s: len(s.split()), clock=lambda: now[0])
+    for i in range(10):
+        mem.add(f"question number {i}", f"answer number {i} " * 3)
+    assert mem.tokens <= 60 and mem.dropped > 0
+    msgs = mem.messages()
+    assert msgs[-1]["content"].startswith("answer number 9")
+    assert len(mem.messages(budget=25)) == 2  # only the newest exchange fits
+    now[0] = 50.0
+    assert not mem.expire_if_idle()
+    now[0] = 200.0
+    assert mem.expire_if_idle() and len(mem) == 0
+
+
+# ---------------------------------------------------------------- router
+@pytest.mark.parametrize("text,lang", [("安静", "zh"), ("别说了！", "zh"),
+                                       ("金坚，你先安静一下吧", "zh"), ("Stop.", "en"),
+                                       ("okay be quiet please", "en")])
+def test_stop_handler_matches(text, lang):
+    ans = StopHandler().handle(text, lang)
+    assert ans is not None and ans.stop_speaking and ans.text
+
+
+@pytest.mark.parametrize("text", ["stop the fan", "把灯关掉", "what is quiet", "停车场在哪里"])
+def test_stop_handler_leaves_other_things(text):
+    assert StopHandler().handle(text, "zh") is None
+
+
+def test_load_object_by_dotted_name():
+    h = load_object("gamgin_llm.router:StopHandler", HandlerContext(tools=["stop_music"]))
+    assert isinstance(h, StopHandler) and h.music
+    assert h.handle("stop", "en").actions == [ToolCall("stop_music", {})]
+    with pytest.raises(ValueError, match="cannot load"):
+        load_object("gamgin_nothing.x:Y")
+    with pytest.raises(ValueError, match="expected"):
+        load_object("no_colon")
+
+
+# ---------------------------------------------------------------- dialogue, real model
+@pytest.fixture(scope="module")
+def backend(model_path):
+    b = make_backend("llama_cpp", model_path=model_path, n_ctx=2048, n_threads=2)
+    b.load()
+    yield b
+    b.close()
+
+
+def _dialogue(backend, **kw) -> Dialogue:
+    cfg = DialogueConfig(temperature=0.0, **kw.pop("cfg", {}))
+    return Dialogue(backend, cfg, ConversationMemory(600, 0, backend.count_tokens),
+                    log=lambda s: None, **kw)
+
+
+def test_real_model_streams_an_english_reply(backend):
+    pieces: list[str] = []
+    r = _dialogue(backend).respond("What is your favourite toy?", "en", lambda: False,
+                                   pieces.append)
+    assert r.route == "llm" and r.finish_reason in ("stop", "length")
+    assert len(pieces) >= 3 and "".join(pieces) == r.text and cjk_ratio(r.text) == 0
+    assert r.ttft_s is not None and r.ttft_s < r.elapsed_s
+
+
+def test_real_model_cancel_within_one_token(backend):
+    pieces: list[str] = []
+    r = _dialogue(backend, cfg={"max_tokens": 200}).respond(
+        "Tell me a long story about a dragon.", "en", lambda: len(pieces) >= 3, pieces.append)
+    assert r.finish_reason == "cancelled" and len(pieces) == 3
+
+
+def test_real_model_chinese_gets_honest_line(backend):
+    pieces: list[str] = []
+    # the packaged model is declared English-only: no Chinese gibberish is even tried
+    d = _dialogue(backend, cfg={"model_languages": ["en"]})
+    r = d.respond("你今天开心吗？", "zh", lambda: False, pieces.append)
+    assert r.route == "fallback" and pieces == [LINES["wrong_language"]["zh"]]
+    assert r.tokens == 0
+    # declared bilingual, a reply still has to be in Chinese to be spoken
+    pieces.clear()
+    r = _dialogue(backend).respond("What is your name? 请用中文回答。", "zh", lambda: False,
+                                   pieces.append)
+    assert r.route == "fallback" or cjk_ratio(r.text) > 0.5
+
+
+def test_real_model_calls_a_tool_and_the_result_is_used(backend):
+    log: list = []
+    d = _dialogue(backend, tools=_registry(log, set_param=False))
+    r = d.respond("Turn on the light", "en", lambda: False, lambda p: None)
+    assert log == [{"device_id": "light", "on": True}]
+    assert r.tool_calls[0]["result"]["ok"] and r.text
+
+
+def test_fast_path_runs_actions_then_speaks():
+    log: list = []
+
+    class Lights:
+        def handle(self, text, lang):
+            if "灯" in text:
+                return FastAnswer("好的，灯关了。", [ToolCall("set_power",
+                                                      {"device_id": "light", "on": False})])
+            return None
+
+    d = Dialogue(None, DialogueConfig(), ConversationMemory(100, 0, len), _registry(log),
+                 [Lights()], log=lambda s: None)
+    out: list[str] = []
+    r = d.respond("把灯关掉", "", lambda: False, out.append)
+    assert r.route == "intent" and out == ["好的，灯关了。"] and log
+    r = d.respond("你好", "", lambda: False, out.append)  # falls through: no backend
+    assert r.route == "error" and out[-1] == LINES["model"]["zh"]
+
+
+def test_missing_and_corrupt_model_speak(tmp_path):
+    for path in (tmp_path / "missing.gguf", tmp_path / "corrupt.gguf"):
+        if path.name == "corrupt.gguf":
+            path.write_bytes(b"GGUF" + b"\0" * 64)
+        b = make_backend("llama_cpp", model_path=path)
+        with pytest.raises(BackendError) as err:
+            b.load()
+        assert err.value.kind == "model" and str(path) in str(err.value)
+        d = Dialogue(b, DialogueConfig(), ConversationMemory(100, 0, len), log=lambda s: None,
+                     fast_paths=[StopHandler()])
+        d.backend_error = err.value
+        out: list[str] = []
+        assert d.respond("hello there", "en", lambda: False, out.append).route == "error"
+        assert out == [LINES["model"]["en"]]
+        assert d.respond("stop", "en", lambda: False, out.append).route == "intent"
+
+
+def test_context_overflow_is_handled(model_path):
+    b = make_backend("llama_cpp", model_path=model_path, n_ctx=256)
+    b.load()
+    try:
+        out: list[str] = []
+        d = Dialogue(b, DialogueConfig(n_ctx=256, max_tokens=64, max_input_chars=5000,
+                                       temperature=0.0),
+                     ConversationMemory(100, 0, b.count_tokens), log=lambda s: None)
+        t0 = time.monotonic()
+        r = d.respond("Tell me about dogs. " * 200, "en", lambda: False, out.append)
+        assert r.finish_reason in ("stop", "length", "error") and out
+        assert time.monotonic() - t0 < 30
+    finally:
+        b.close()

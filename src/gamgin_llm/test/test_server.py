@@ -1,0 +1,82 @@
+"""Integration: the openai backend against a real `python -m llama_cpp.server` on loopback
+(same packaged model), in the backend alone and in the node; a stopped server is spoken."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gamgin_common.testing import NodeProcess
+from gamgin_llm.backends import make_backend
+from gamgin_llm.chat import BackendError
+from gamgin_llm.core import Dialogue, DialogueConfig
+from gamgin_llm.language import LINES
+from gamgin_llm.memory import ConversationMemory
+
+pytestmark = pytest.mark.integration
+
+
+def test_openai_backend_streams_from_a_real_server(llama_server):
+    b = make_backend("openai", base_url=llama_server.url)
+    deltas = list(b.stream([{"role": "user", "content": "Say hello."}], tools=None,
+                           max_tokens=24, temperature=0.0, cancelled=lambda: False))
+    b.close()
+    texts = [d.text for d in deltas if d.text]
+    assert len(texts) >= 3 and "".join(texts).strip()
+    assert deltas[-1].finish_reason in ("stop", "length")
+
+
+def test_openai_backend_cancel_stops_the_stream(llama_server):
+    b = make_backend("openai", base_url=llama_server.url)
+    got: list[str] = []
+    for d in b.stream([{"role": "user", "content": "Tell me a long story about a dragon."}],
+                      tools=None, max_tokens=200, temperature=0.0,
+                      cancelled=lambda: len(got) >= 3):
+        if d.text:
+            got.append(d.text)
+    b.close()
+    assert len(got) == 3  # the 4th token is never handed out
+
+
+def test_unreachable_server_is_a_spoken_apology(llama_server):
+    port = llama_server.port + 1 if llama_server.port < 65000 else 1
+    b = make_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", connect_timeout_s=1.0)
+    with pytest.raises(BackendError) as err:
+        list(b.stream([{"role": "user", "content": "hi"}], tools=None, max_tokens=4,
+                      temperature=0.0, cancelled=lambda: False))
+    assert err.value.kind == "unreachable"
+    d = Dialogue(b, DialogueConfig(), ConversationMemory(500, 0, b.count_tokens), log=print)
+    spoken: list[str] = []
+    r = d.respond("What time is it?", "en", lambda: False, spoken.append)
+    assert r.route == "error" and r.finish_reason == "error"
+    assert "".join(spoken) == LINES["unreachable"]["en"]
+    r = d.respond("现在几点？", "zh", lambda: False, spoken.append)
+    assert r.text == LINES["unreachable"]["zh"]
+
+
+def test_node_with_server_backend_then_server_stopped(env, probe, model_path, new_server):
+    srv = new_server()  # its own server: this test stops it
+    node = NodeProcess("gamgin_llm", "llm_node", "llm", env,
+                       params={"backend": "openai", "base_url": srv.url, "temperature": 0.0,
+                               "tools": ["music"], "connect_timeout_s": 1.0})
+    try:
+        node.start()
+        assert probe.wait_subscribed(30), node.log()
+        time.sleep(0.5)
+        probe.say(201, "What is your name?")
+        final = probe.wait_final(201, 60)
+        assert final is not None and final.route == "llm", node.log()
+        chunks = probe.chunks(201)
+        assert [c.seq for c in chunks] == list(range(len(chunks))) and len(chunks) >= 3
+        srv.stop()
+        t0 = time.monotonic()
+        probe.say(202, "Are you still there?")
+        final = probe.wait_final(202, 20)
+        assert final is not None and final.route == "error" and final.finish_reason == "error"
+        assert time.monotonic() - t0 < 10
+        assert probe.replies[202].text == LINES["unreachable"]["en"]
+        assert node.alive()
+    finally:
+        node.stop()
+        srv.stop()
