@@ -9,20 +9,14 @@ CDR bytes DDS delivered: no deserialization on the way.
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from gamgin_common.health import OK
+from gamgin_common.schemas import message_class, ros2msg_schema
 from gamgin_common.stage import StageError, StageNode, run_stage
-from gamgin_inspect.schemas import ros2msg_schema
-
-
-def message_class(type_name: str):
-    pkg, _, name = type_name.split("/")
-    return getattr(importlib.import_module(f"{pkg}.msg"), name)
 
 
 class BridgeNode(StageNode):

@@ -9,10 +9,10 @@ import time
 
 import pytest
 import websockets
-from gamgin_inspect.schemas import SEPARATOR, ros2msg_schema
 from rclpy.serialization import deserialize_message
 
 from gamgin_common import qos, testing
+from gamgin_common.schemas import SEPARATOR, ros2msg_schema
 from gamgin_interfaces.msg import Transcript
 
 pytestmark = pytest.mark.integration

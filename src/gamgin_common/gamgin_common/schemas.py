@@ -82,3 +82,11 @@ def ros2msg_schema(type_name: str, prefixes: list[Path] | None = None) -> str:
         pkg, _, name = t.split("/")
         parts += [SEPARATOR, f"MSG: {pkg}/{name}", find_definition(t, prefixes).rstrip("\n")]
     return "\n".join(parts) + "\n"
+
+
+def message_class(type_name: str):
+    """"pkg/msg/Type" -> the generated Python class (imports the package's msg module)."""
+    import importlib
+
+    pkg, _, name = normalize(type_name).split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
