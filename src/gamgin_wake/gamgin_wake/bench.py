@@ -75,8 +75,8 @@ def build_set(quick: bool = False, seed: int = 7) -> list[Clip]:
     return clips
 
 
-def make_fewshot(verify_mode: str | None, threshold: float, min_score: float | None,
-                 templates: list[np.ndarray]):
+def make_fewshot(verify_mode: str | None, threshold: float, min_score: float,
+                 distance_weight: float, templates: list[np.ndarray]):
     from gamgin_wake.backends.fewshot import FewShotBackend
     from gamgin_wake.embedding import SpeechEmbedding
     from gamgin_wake.verify import WhisperVerifier
@@ -84,10 +84,9 @@ def make_fewshot(verify_mode: str | None, threshold: float, min_score: float | N
     emb = SpeechEmbedding(resolve_model("speech-embedding.onnx"))
     ver = None
     if verify_mode:
-        default = -5.0 if verify_mode == "forced" else 0.75
-        ver = WhisperVerifier(resolve_model("whisper-base"), synth.WAKE_WORD, verify_mode,
-                              default if min_score is None else min_score)
-    return lambda: FewShotBackend(synth.WAKE_WORD, templates, emb, threshold, ver)
+        ver = WhisperVerifier(resolve_model("whisper-base"), synth.WAKE_WORD, verify_mode)
+    return lambda: FewShotBackend(synth.WAKE_WORD, templates, emb, threshold, ver, min_score,
+                                  distance_weight)
 
 
 def run_backend(factory, clips: list[Clip]) -> dict:
@@ -141,7 +140,6 @@ def porcupine_row() -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gamgin bench wake", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a quarter of the set (smoke run)")
-    ap.add_argument("--threshold", type=float, default=0.085, help="stage-1 DTW threshold")
     ap.add_argument("--out", default="", help="JSON path (default $GAMGIN_HOME/results/...)")
     args = ap.parse_args(argv)
 
@@ -153,14 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     pos = sum(c.label for c in clips)
     print(f"labelled set: {pos} positive / {len(clips) - pos} negative clips "
           f"({sum(len(c.audio) for c in clips) / RATE / 60:.1f} min) in {time.time() - t0:.0f} s")
+    # (verify mode, DTW threshold, verify_min_score, distance_weight): the node's defaults,
+    # then each stage alone at its own best operating point on this set
     configs = {
-        "fewshot (DTW + Whisper forced)": ("forced", None),
-        "fewshot DTW only": (None, None),
-        "fewshot DTW + Whisper pinyin": ("pinyin", None),
+        "fewshot (DTW + Whisper forced)": ("forced", 0.1, -6.1, 20.0),
+        "fewshot DTW only": (None, 0.085, 0.0, 0.0),
+        "fewshot DTW + Whisper pinyin": ("pinyin", 0.1, 0.75, 0.0),
     }
     rows: dict[str, dict] = {}
-    for name, (mode, score) in configs.items():
-        rows[name] = run_backend(make_fewshot(mode, args.threshold, score, templates), clips)
+    for name, (mode, th, score, weight) in configs.items():
+        rows[name] = run_backend(make_fewshot(mode, th, score, weight, templates), clips)
+        rows[name]["config"] = {"verify_mode": mode or "off", "threshold": th,
+                                "verify_min_score": score, "distance_weight": weight}
         print(f"  {name}: done")
     rows["porcupine"] = porcupine_row()
 
@@ -174,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['latency_median_s']:8.3f} {r['latency_p90_s']:8.3f} "
               f"{r['cpu_pct_of_realtime']:8.2f}")
     result = {"set": {"positives": pos, "negatives": len(clips) - pos, "quick": args.quick,
-                      "threshold": args.threshold,
-                      "enrollment": "espeak default voice, speeds 130/150/170",
+                      "enrollment": ", ".join(str(s) for s in synth.ENROLL_SPEAKERS),
                       "cores": os.cpu_count()},
               "backends": rows}
     out = Path(args.out) if args.out else (workspace_root() or Path.cwd()) / "results" / \

@@ -31,13 +31,14 @@ class WakeNode(StageNode):
         # fewshot
         self.embedding_model = str(p("embedding_model", "speech-embedding.onnx").value)
         self.enrollment_dir = str(p("enrollment_dir", "").value)
-        self.threshold = float(p("threshold", 0.085).value)
+        self.threshold = float(p("threshold", 0.1).value)
         self.window_s = float(p("window_s", 2.0).value)
         self.hop_s = float(p("hop_s", 0.16).value)
         self.verify = bool(p("verify", True).value)
         self.verify_model = str(p("verify_model", "whisper-base").value)
         self.verify_mode = str(p("verify_mode", "forced").value)
-        self.verify_min_score = float(p("verify_min_score", -5.0).value)
+        self.verify_min_score = float(p("verify_min_score", -6.1).value)
+        self.distance_weight = float(p("distance_weight", 20.0).value)
         self.threads = int(p("threads", 1).value)
         # porcupine
         self.access_key = str(p("access_key", "").value)
@@ -98,12 +99,12 @@ class WakeNode(StageNode):
             if self.verify:
                 verifier = WhisperVerifier(
                     require_model(self.verify_model, "Whisper model for the wake check"),
-                    self.keyword, self.verify_mode, self.verify_min_score, threads=self.threads)
+                    self.keyword, self.verify_mode, threads=self.threads)
                 verifier(np.zeros(RATE, np.float32))  # warm up: first call is slow
         except (EnrollmentError, FileNotFoundError, ValueError) as exc:
             raise StageError(str(exc)) from exc
         be = FewShotBackend(self.keyword, templates, emb, self.threshold, verifier,
-                            self.window_s, self.hop_s)
+                            self.verify_min_score, self.distance_weight, self.window_s, self.hop_s)
         self.health.value("templates", len(templates))
         self.health.value("verify", self.verify_mode if self.verify else "off")
         self._ready_msg = (f"listening for {self.keyword} (fewshot, {len(templates)} templates, "

@@ -60,8 +60,11 @@ class Speaker:
         return f"{self.variant or 'default'}/s{self.speed}/p{self.pitch}"
 
 
-# The default enrollment: three plain takes, as a person would record them.
-ENROLL_SPEAKERS = [Speaker("", 130, 50), Speaker("", 150, 50), Speaker("", 170, 50)]
+# The default enrollment: espeak's default voice at three speeds plus three other
+# variants, so the out-of-the-box templates cover more than one synthetic "speaker".
+# None of them is in TEST_SPEAKERS.
+ENROLL_SPEAKERS = [Speaker("", 130, 50), Speaker("", 150, 50), Speaker("", 170, 50),
+                   Speaker("m2", 150, 45), Speaker("f3", 150, 60), Speaker("m5", 160, 50)]
 
 # Held-out "speakers" for tests and the benchmark: other variants, speeds, pitches.
 TEST_SPEAKERS = [

@@ -49,14 +49,13 @@ def pinyin_match(heard: list[str], target: list[str]) -> float:
 
 @dataclass
 class Verdict:
-    score: float  # forced: mean log-prob of the keyword tokens; pinyin: similarity 0..1
-    accepted: bool
+    score: float  # forced: mean log-prob of the keyword tokens (<= 0); pinyin: similarity 0..1
     text: str = ""  # pinyin mode: what Whisper heard
 
 
 class WhisperVerifier:
     def __init__(self, model_dir: str | Path, keyword: str, mode: str = "forced",
-                 min_score: float = -5.0, language: str = "zh", threads: int = 1) -> None:
+                 language: str = "zh", threads: int = 1) -> None:
         import ctranslate2
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -70,7 +69,7 @@ class WhisperVerifier:
         tok = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer = Tokenizer(tok, multilingual=True, task="transcribe", language=language)
         self.features = FeatureExtractor(feature_size=self.model.n_mels)
-        self.mode, self.min_score, self.keyword = mode, min_score, keyword
+        self.mode, self.keyword = mode, keyword
         self.start = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
         self.keyword_tokens = self.tokenizer.encode(keyword)
         self.target_pinyin = to_pinyin(keyword)
@@ -89,9 +88,9 @@ class WhisperVerifier:
         if self.mode == "forced":
             res = self.model.align(feats, self.start, [self.keyword_tokens], frames)[0]
             score = float(np.mean(np.log(np.asarray(res.text_token_probs) + 1e-9)))
-            return Verdict(score, score >= self.min_score)
+            return Verdict(score)
         res = self.model.generate(feats, [self.start], beam_size=1, max_length=24)
         ids = [t for t in res[0].sequences_ids[0] if t < self.tokenizer.eot]
         text = self.tokenizer.decode(ids).strip()
         score = pinyin_match(to_pinyin(text), self.target_pinyin)
-        return Verdict(score, score >= self.min_score, text)
+        return Verdict(score, text)

@@ -11,6 +11,7 @@ Measured on espeak speech (README): DTW alone lets through near-misses such as �
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,13 +35,18 @@ class FewShotBackend:
     name = "fewshot"
 
     def __init__(self, keyword: str, templates: list[np.ndarray], embedding: SpeechEmbedding,
-                 threshold: float = 0.085, verifier: WhisperVerifier | None = None,
+                 threshold: float = 0.1, verifier: WhisperVerifier | None = None,
+                 verify_min_score: float = -6.1, distance_weight: float = 20.0,
                  window_s: float = 2.0, hop_s: float = 0.16, max_hold_hops: int = 3,
-                 verify_margin_s: float = 0.25) -> None:
+                 verify_margin_s: float = 0.25,
+                 verify_lead_s: tuple[float, ...] = (0.25, 0.05)) -> None:
         if not templates:
             raise ValueError("no templates")
         self.keyword, self.embedding, self.threshold = keyword, embedding, threshold
         self.verifier = verifier
+        # stage 2 accepts when  score - distance_weight * distance >= verify_min_score:
+        # a close DTW match needs less evidence from Whisper than a marginal one
+        self.verify_min_score, self.distance_weight = verify_min_score, distance_weight
         pad = np.zeros(int(TEMPLATE_PAD_S * RATE), np.float32)
         self.templates = [embedding(np.concatenate([pad, t, pad])) for t in templates]
         self.template_len = [len(t) for t in templates]
@@ -49,8 +55,12 @@ class FewShotBackend:
         self.hop = max(HOP_SAMPLES, int(hop_s * RATE) // HOP_SAMPLES * HOP_SAMPLES)
         self.max_hold_hops = max_hold_hops
         self.margin = int(verify_margin_s * RATE)
-        self.keep = self.window + self.margin + 2 * self.hop
-        self.last_scores: dict[str, float] = {}
+        # Whisper is forced to read the keyword from the window's start, so speech just
+        # before the word ("你好，金坚") drags the score down: try a tight start as well
+        self.leads = [int(s * RATE) for s in verify_lead_s] or [self.margin]
+        self.keep = self.window + max(self.leads) + self.margin + 2 * self.hop
+        # every stage-1 candidate and what stage 2 said, for logs, diagnostics and tuning
+        self.decisions: deque[dict] = deque(maxlen=64)
         self.stats = {"hops": 0, "candidates": 0, "verified": 0, "rejected": 0}
         self.reset()
 
@@ -100,7 +110,6 @@ class FewShotBackend:
                 end = win_start + j * HOP_SAMPLES + MIN_SAMPLES - int(TEMPLATE_PAD_S * RATE)
                 best = (d, end - n, end)
         d, start, end = best
-        self.last_scores = {"distance": d}
         if d < self.threshold and abs(end - self._decided_end) > 0.4 * RATE:
             if self._cand is None or d < self._cand.distance:
                 hops = 0 if self._cand is None else self._cand.hops
@@ -117,19 +126,30 @@ class FewShotBackend:
         self._decided_end = cand.word_end
         return self._decide(cand)
 
+    def accepts(self, verify_score: float, distance: float) -> bool:
+        return verify_score - self.distance_weight * distance >= self.verify_min_score
+
     def _decide(self, cand: _Candidate) -> Detection | None:
         conf = float(np.clip(1.0 - cand.distance / (2 * self.threshold), 0.0, 1.0))
         detail: dict[str, float | str] = {"distance": round(cand.distance, 4)}
         if self.verifier is not None:
-            a = max(cand.word_start - self.margin - self._buf_start, 0)
             b = min(cand.word_end + self.margin - self._buf_start, len(self._buf))
-            verdict = self.verifier(self._buf[a:b])
+            verdict, accepted = None, False
+            for lead in self.leads:
+                a = max(cand.word_start - lead - self._buf_start, 0)
+                v = self.verifier(self._buf[a:b])
+                if verdict is None or v.score > verdict.score:
+                    verdict = v
+                accepted = self.accepts(verdict.score, cand.distance)
+                if accepted:
+                    break
             detail["verify"] = round(verdict.score, 3)
             if verdict.text:
                 detail["heard"] = verdict.text
             self.stats["verified"] += 1
-            if not verdict.accepted:
+            if not accepted:
                 self.stats["rejected"] += 1
-                self.last_scores.update(detail)  # type: ignore[arg-type]
+                self.decisions.append({**detail, "end": cand.word_end, "accepted": False})
                 return None
+        self.decisions.append({**detail, "end": cand.word_end, "accepted": True})
         return Detection(self.keyword, conf, cand.word_end, self.name, detail)
