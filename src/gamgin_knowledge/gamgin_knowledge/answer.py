@@ -1,0 +1,99 @@
+"""Extractive answers and relevance gates. Pure Python.
+
+The default LLM (SmolLM2 135M) is English-only and often ignores a passage, so for a
+question the index answers confidently the robot speaks the best matching sentence itself,
+with its source: "护照.pdf 里写着：护照有效期至2031年5月17日。" Nothing here is generated.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gamgin_knowledge.chunking import split_paragraphs, split_sentences
+from gamgin_knowledge.text import lexical_tokens
+
+# Words a question uses that the document says differently (过期 vs 有效期). Small on
+# purpose: this carries the common "when does X expire / what is my X" questions.
+EXPAND = {
+    "过期": ["有效期", "到期", "截止", "有效"], "到期": ["有效期", "过期", "截止"],
+    "失效": ["有效期", "到期"], "密码": ["口令", "password"], "电话": ["号码", "手机"],
+    "地址": ["住址", "位于"], "生日": ["出生"], "expire": ["expiry", "expires", "valid",
+                                                      "until", "expiration"],
+    "expires": ["expiry", "valid", "until"], "password": ["passcode", "pin"],
+    "birthday": ["born", "birth"], "phone": ["number", "telephone"],
+}
+_WHEN = re.compile(r"什么时候|何时|哪天|哪一天|几号|哪年|日期|\bwhen\b|\bdate\b|\bwhat day\b", re.I)
+_HOW_MANY = re.compile(r"多少|几个|几位|几点|号码|\bhow (?:many|much|old|long)\b|\bnumber\b",
+                       re.I)
+_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}|\d{4}[-/.]\d{1,2}|\b(?:jan|feb|mar|apr|"
+                   r"may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
+_NUMBER = re.compile(r"\d")
+JOKE = re.compile(r"笑话|段子|逗我|讲个好玩|搞笑|\bjokes?\b|make me laugh|something funny|"
+                  r"\bfunny\b", re.I)
+
+
+def query_terms(query: str) -> list[str]:
+    terms = lexical_tokens(query)
+    extra = [e for t in terms for e in EXPAND.get(t, [])]
+    return list(dict.fromkeys(terms + extra))
+
+
+def coverage(query: str, text: str) -> float:
+    """Share of the question's content words found in ``text`` (synonyms count), weighted
+    by length so 护照 matters more than a one-character word."""
+    base = lexical_tokens(query)
+    if not base:
+        return 0.0
+    have = set(lexical_tokens(text))
+    low = text.lower()
+    total = got = 0.0
+    for t in base:
+        w = min(len(t), 4)
+        total += w
+        if t in have or t in low or any(e in low for e in EXPAND.get(t, [])):
+            got += w
+    return got / total
+
+
+def answer_type_bonus(query: str, sentence: str) -> float:
+    if _WHEN.search(query):
+        return 0.3 if _DATE.search(sentence) else 0.0
+    if _HOW_MANY.search(query):
+        return 0.2 if _NUMBER.search(sentence) else 0.0
+    return 0.0
+
+
+def best_sentence(query: str, passages: list) -> tuple[str, object, float] | None:
+    """(sentence, its passage, score) of the sentence that best answers the query."""
+    best = None
+    for rank, p in enumerate(passages):
+        for para in split_paragraphs(p.text):
+            for s in split_sentences(para):
+                if len(s) < 4:
+                    continue
+                score = coverage(query, s) + answer_type_bonus(query, s) - 0.05 * rank
+                if best is None or score > best[2]:
+                    best = (s, p, score)
+    return best
+
+
+def cite(p, lang: str) -> str:
+    if lang == "zh":
+        return f"{p.source}第{p.page}页" if p.page else p.source
+    return f"{p.source}, page {p.page}" if p.page else p.source
+
+
+def phrase(sentence: str, p, lang: str) -> str:
+    sentence = sentence.strip()
+    if lang == "zh":
+        if not re.search(r"[。！？.!?]$", sentence):
+            sentence += "。"
+        return f"{cite(p, lang)}里写着：{sentence}" if p.source else sentence
+    if not re.search(r"[.!?]$", sentence):
+        sentence += "."
+    return f"According to {cite(p, lang)}: {sentence}" if p.source else sentence
+
+
+def not_found(lang: str) -> str:
+    return ("我在你的资料里没有找到相关的内容。" if lang == "zh"
+            else "I couldn't find that in your documents.")

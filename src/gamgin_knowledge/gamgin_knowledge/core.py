@@ -1,0 +1,344 @@
+"""Ingest and search: the knowledge base without ROS. Pure Python.
+
+``KnowledgeBase.add`` reads, chunks, sanitizes and embeds files into a new index
+generation (unchanged files, by SHA-256 of their bytes, are carried over without being
+read again); ``KnowledgeBase.search`` fuses FAISS dense ranks and BM25 (jieba) ranks with
+reciprocal rank fusion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gamgin_knowledge.chunking import SentenceChunker
+from gamgin_knowledge.guard import sanitize
+from gamgin_knowledge.index import Generation, IndexStore, StoredChunk
+from gamgin_knowledge.ingest import SUPPORTED, Limits, Page, SkipFile, read_document
+from gamgin_knowledge.text import lexical_tokens
+
+BUILTIN = "builtin:"
+JOKE_FILES = ("jokes-zh.md", "jokes-en.md")
+RRF_K = 60  # the constant of Cormack et al.; ranks past ~20 then barely matter
+
+
+@dataclass
+class Passage:
+    """One retrieved chunk. ``text``/``source``/``score`` match gamgin_llm.router.Passage."""
+
+    text: str
+    source: str  # file name to speak ("护照.pdf"); "" for built-in collections
+    page: int = 0  # 1-based PDF page, 0 when the file has no pages
+    score: float = 0.0  # fused RRF score, higher is better
+    path: str = ""  # full path (or builtin:<name>)
+    dense: float = 0.0  # cosine similarity to the query
+    bm25: float = 0.0
+    flagged: list[str] = field(default_factory=list)  # instruction-like lines removed
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # added | updated | unchanged | skipped | removed
+    reason: str = ""
+    pages: int = 0
+    chunks: int = 0
+    bytes: int = 0
+    flagged: int = 0  # instruction-like sentences removed from this file
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    generation: str = ""
+    note: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "unchanged", "skipped",
+                                                   "removed") if self.count(s)]
+        return (", ".join(parts) or "nothing to do") + f" in {self.seconds:.1f} s"
+
+    def lines(self) -> list[str]:
+        out = []
+        for f in self.files:
+            extra = f" ({f.reason})" if f.reason else ""
+            if f.status in ("added", "updated"):
+                extra = f" ({f.pages or 1} page(s), {f.chunks} chunk(s)" + (
+                    f", {f.flagged} instruction-like sentence(s) removed" if f.flagged else ""
+                ) + ")"
+            out.append(f"{f.status:9s} {f.path}{extra}")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"files": [asdict(f) for f in self.files], "seconds": self.seconds,
+                "generation": self.generation, "summary": self.summary(), "note": self.note}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expand(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileResult]]:
+    """Files to ingest (folders walked, hidden files ignored) and results for bad names."""
+    files, bad = [], []
+    for p in paths:
+        p = Path(os.path.expanduser(str(p))).absolute()
+        if p.is_dir():
+            for q in sorted(p.rglob("*")):
+                rel = q.relative_to(p).parts
+                if q.is_file() and not any(s.startswith(".") for s in rel):
+                    if q.suffix.lower() in SUPPORTED:
+                        files.append(q)
+                    else:
+                        bad.append(FileResult(str(q), "skipped", f"unsupported type "
+                                              f"{q.suffix or '(none)'}: use PDF, TXT or Markdown"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            bad.append(FileResult(str(p), "skipped", "no such file or folder"))
+    return files, bad
+
+
+def builtin_text(name: str) -> bytes:
+    return (importlib.resources.files("gamgin_knowledge") / "jokes" / name).read_bytes()
+
+
+class KnowledgeBase:
+    def __init__(self, root: str | Path | None = None, embedder=None,
+                 embedder_factory: Callable[[], object] | None = None,
+                 chunker: SentenceChunker | None = None, limits: Limits | None = None) -> None:
+        self.store = IndexStore(root)
+        self._embedder = embedder
+        self._factory = embedder_factory
+        self.chunker = chunker or SentenceChunker()
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self._gen: Generation | None = None
+        self._bm25 = None
+        self._seen = None  # (CURRENT name) the searcher was built from
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            if self._factory is None:
+                from gamgin_knowledge.backends import make_embedder
+
+                self._factory = lambda: make_embedder("minilm")
+            self._embedder = self._factory()
+        return self._embedder
+
+    # ------------------------------------------------------------------ ingest
+    def add(self, paths: Iterable[str | Path], builtin: Iterable[str] = (),
+            on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
+        """Ingest files/folders (and named built-in collections). Bad files are skipped
+        with a reason; the rest go on. Nothing is live until the whole batch is written."""
+        t0 = time.monotonic()
+        files, report_bad = expand(paths)
+        report = IngestReport(files=list(report_bad))
+        emb = self.embedder
+        with self.store.writing():
+            gen = self.store.load(emb.dim, emb.name)
+            kept = self._carry_over(gen, emb, report)
+            entries = dict(gen.files)
+            changed = bool(report.note)
+            todo: list[tuple[str, bytes | None, Path | None]] = [
+                (BUILTIN + n, builtin_text(n), None) for n in builtin]
+            todo += [(str(f), None, f) for f in files]
+            for key, raw, path in todo:
+                res = self._ingest_one(key, raw, path, entries, kept, emb)
+                report.files.append(res)
+                changed |= res.status in ("added", "updated")
+                if on_file:
+                    on_file(res)
+            if changed:
+                report.generation = self._commit(emb, entries, kept)
+        report.seconds = time.monotonic() - t0
+        return report
+
+    def _carry_over(self, gen: Generation, emb, report: IngestReport) -> dict:
+        kept: dict[str, tuple[list[StoredChunk], np.ndarray]] = {}
+        for f in gen.files:
+            kept[f] = gen.vectors_of(f)
+        if gen.chunks and (gen.embedder != emb.name or gen.dim != emb.dim):
+            # vectors of another model are not comparable: embed the stored text again
+            report.note = f"re-embedded {len(gen.chunks)} chunks ({gen.embedder} -> {emb.name})"
+            for f, (chunks, _) in kept.items():
+                kept[f] = (chunks, emb.embed([c.text for c in chunks]))
+        return kept
+
+    def _ingest_one(self, key: str, raw: bytes | None, path: Path | None, entries: dict,
+                    kept: dict, emb) -> FileResult:
+        name = key[len(BUILTIN):] if raw is not None else path.name
+        try:
+            size = len(raw) if raw is not None else path.stat().st_size
+            digest = hashlib.sha256(raw).hexdigest() if raw is not None else sha256_of(path)
+        except OSError as exc:
+            return FileResult(key, "skipped", f"cannot read: {exc.strerror or exc}")
+        old = entries.get(key)
+        if old and old["sha256"] == digest and key in kept:
+            return FileResult(key, "unchanged", pages=old.get("pages", 0),
+                              chunks=old.get("chunks", 0), bytes=size)
+        try:
+            if raw is not None:
+                from gamgin_knowledge.ingest import decode_text, markdown_to_text
+
+                pages = [Page(0, markdown_to_text(decode_text(raw)))]
+            else:
+                pages = read_document(path, self.limits)
+            chunks = self._chunk(key, name, pages, collection=raw is not None)
+            if not chunks:
+                raise SkipFile("no usable text after cleaning")
+            vectors = emb.embed([c.text for c in chunks])
+        except SkipFile as exc:
+            return FileResult(key, "skipped", str(exc), bytes=size)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:  # one broken file must not stop the batch
+            return FileResult(key, "skipped", f"error: {type(exc).__name__}: {exc}", bytes=size)
+        kept[key] = (chunks, vectors)
+        entries[key] = {"sha256": digest, "bytes": size, "name": name,
+                        "pages": sum(1 for p in pages if p.number) or 0,
+                        "chunks": len(chunks), "added": time.time()}
+        return FileResult(key, "updated" if old else "added", pages=entries[key]["pages"],
+                          chunks=len(chunks), bytes=size,
+                          flagged=sum(len(c.flagged) for c in chunks))
+
+    def _chunk(self, key: str, name: str, pages: list[Page], collection: bool) -> list[StoredChunk]:
+        if collection:  # a joke collection: one item per paragraph, never merged
+            # (a heading has no sentence end: it is a title, not an item)
+            raw = [(0, p.strip()) for p in pages[0].text.split("\n\n")
+                   if re.search(r"[。！？.!?]", p)]
+        else:
+            raw = [(c.page, c.text) for c in self.chunker.chunk([(p.number, p.text)
+                                                                 for p in pages])]
+        out = []
+        for page, text in raw:
+            clean, flagged = sanitize(text)
+            if not clean.strip():
+                continue
+            out.append(StoredChunk(text=clean, file=key, name=name, page=page,
+                                   ordinal=len(out), tokens=lexical_tokens(clean),
+                                   flagged=flagged))
+        return out
+
+    def _commit(self, emb, entries: dict, kept: dict) -> str:
+        chunks: list[StoredChunk] = []
+        vecs: list[np.ndarray] = []
+        for key in sorted(entries):
+            if key in kept:
+                c, v = kept[key]
+                chunks += c
+                vecs.append(v)
+        matrix = np.vstack(vecs) if vecs else np.zeros((0, emb.dim), np.float32)
+        return self.store.commit(emb.name, emb.dim, entries, chunks, matrix)
+
+    def remove(self, paths: Iterable[str | Path]) -> IngestReport:
+        """Forget files, or everything under a folder (the files themselves are untouched)."""
+        t0 = time.monotonic()
+        report = IngestReport()
+        emb = self.embedder
+        with self.store.writing():
+            gen = self.store.load(emb.dim, emb.name)
+            entries = dict(gen.files)
+            gone = set()
+            for p in paths:
+                p = str(p)
+                key = p if p.startswith(BUILTIN) else str(Path(os.path.expanduser(p)).absolute())
+                hits = [k for k in entries if k == key or k.startswith(key.rstrip("/") + "/")]
+                if not hits:
+                    report.files.append(FileResult(key, "skipped", "not in the knowledge base"))
+                for k in hits:
+                    gone.add(k)
+                    report.files.append(FileResult(k, "removed", chunks=entries[k]["chunks"]))
+            if gone:
+                kept = self._carry_over(gen, emb, report)
+                for k in gone:
+                    entries.pop(k, None)
+                    kept.pop(k, None)
+                report.generation = self._commit(emb, entries, kept)
+        report.seconds = time.monotonic() - t0
+        return report
+
+    def documents(self) -> list[dict]:
+        gen = self.store.load()
+        return [{"path": k, **v} for k, v in sorted(gen.files.items())]
+
+    # ------------------------------------------------------------------ search
+    def generation(self) -> Generation:
+        """The live generation, reloaded when CURRENT changed (a file added by the CLI or
+        the node is used by the next query, without restarting anything)."""
+        name = self.store.current_name()
+        with self._lock:
+            if self._gen is None or name != self._seen:
+                gen = self.store.load()
+                bm25 = None
+                if gen.chunks:
+                    import bm25s
+
+                    bm25 = bm25s.BM25()
+                    bm25.index([c.tokens or ["\u2205"] for c in gen.chunks], show_progress=False)
+                self._gen, self._bm25, self._seen = gen, bm25, gen.name or name
+            return self._gen
+
+    def search(self, query: str, k: int = 3, mode: str = "hybrid",
+               depth: int = 30) -> list[Passage]:
+        """Top-k passages; ``mode`` is hybrid, dense or bm25 (the latter two for benchmarks)."""
+        gen = self.generation()
+        n = len(gen.chunks)
+        if n == 0 or not query.strip():
+            return []
+        depth = min(max(depth, k), n)
+        dense_rank: dict[int, tuple[int, float]] = {}
+        bm25_rank: dict[int, tuple[int, float]] = {}
+        q = None
+        if mode in ("hybrid", "dense"):
+            if gen.embedder != self.embedder.name:
+                raise RuntimeError(f"index was built with {gen.embedder}, the query embedder "
+                                   f"is {self.embedder.name}: ingest again to re-embed")
+            q = self.embedder.embed([query])
+            scores, ids = gen.index.search(q, depth)
+            for r, (i, s) in enumerate(zip(ids[0], scores[0], strict=True)):
+                if i >= 0:
+                    dense_rank[int(i)] = (r, float(s))
+        if mode in ("hybrid", "bm25"):
+            qt = lexical_tokens(query)
+            if qt and self._bm25 is not None:
+                ids, scores = self._bm25.retrieve([qt], k=depth, show_progress=False,
+                                                  n_threads=1)
+                r = 0
+                for i, s in zip(ids[0], scores[0], strict=True):
+                    if s > 0:  # no shared term: not a lexical match at all
+                        bm25_rank[int(i)] = (r, float(s))
+                        r += 1
+        fused: dict[int, float] = {}
+        for ranks in (dense_rank, bm25_rank):
+            for i, (r, _s) in ranks.items():
+                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
+        best = sorted(fused, key=lambda i: -fused[i])[:k]
+        out = []
+        for i in best:
+            c = gen.chunks[i]
+            dense = dense_rank[i][1] if i in dense_rank else (
+                float(np.dot(gen.index.reconstruct(i), q[0])) if q is not None else 0.0)
+            out.append(Passage(text=c.text, source=c.name, page=c.page, score=fused[i],
+                               path=c.file, dense=dense,
+                               bm25=bm25_rank[i][1] if i in bm25_rank else 0.0,
+                               flagged=list(c.flagged)))
+        return out

@@ -1,0 +1,161 @@
+"""knowledge node: keeps the index in step with watched folders while the graph runs.
+
+Drop a PDF/TXT/Markdown file into a watched folder (default ``data/documents``) and the
+next question can use it: the node ingests it into the shared on-disk index, and the
+dialogue node's retriever reloads the index when it changes. ``knowledge/rescan``
+(std_srvs/Trigger) forces a pass; each pass's report is published on ``knowledge/report``
+(std_msgs/String, JSON, latched).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from gamgin_common import qos
+from gamgin_common.paths import data_dir
+from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_knowledge.chunking import SentenceChunker
+from gamgin_knowledge.core import JOKE_FILES, IngestReport, KnowledgeBase
+from gamgin_knowledge.ingest import Limits
+from gamgin_knowledge.watcher import diff, snapshot
+
+
+class KnowledgeNode(StageNode):
+    def __init__(self) -> None:
+        super().__init__("knowledge")
+        p = self.declare_parameter
+        self.index_dir = str(p("index_dir", "").value)
+        self.watch_paths = [s for s in p("watch_paths", ["documents"]).value if s]
+        self.scan_period_s = float(p("scan_period_s", 3.0).value)
+        self.builtin_jokes = bool(p("builtin_jokes", True).value)
+        self.remove_missing = bool(p("remove_missing", True).value)
+        self.embedder_name = str(p("embedder", "minilm").value)
+        self.embedding_model = str(p("embedding_model", "").value)
+        self.chunk_tokens = int(p("chunk_tokens", 160).value)
+        self.overlap_tokens = int(p("overlap_tokens", 32).value)
+        self.max_file_mb = float(p("max_file_mb", 50.0).value)
+        self.max_pdf_pages = int(p("max_pdf_pages", 500).value)
+        self.kb: KnowledgeBase | None = None
+        self.folders: list[Path] = []
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._busy = threading.Lock()
+        self._timer = None
+        self._first = True
+
+    def configure_stage(self) -> None:
+        from gamgin_knowledge.backends import make_embedder
+
+        try:
+            chunker = SentenceChunker(self.chunk_tokens, self.overlap_tokens)
+            embedder = make_embedder(self.embedder_name, self.embedding_model)
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            raise StageError(f"{exc} (parameters 'embedder', 'embedding_model', "
+                             "'chunk_tokens', 'overlap_tokens')") from exc
+        self.kb = KnowledgeBase(self.index_dir or None, embedder=embedder, chunker=chunker,
+                                limits=Limits(self.max_file_mb, self.max_pdf_pages))
+        self.folders = []
+        for w in self.watch_paths:
+            f = Path(w).expanduser()
+            f = f if f.is_absolute() else data_dir() / f
+            f.mkdir(parents=True, exist_ok=True)
+            self.folders.append(f)
+        self.health.value("index", str(self.kb.store.root))
+        self.health.value("watching", ",".join(map(str, self.folders)) or "none")
+        self.health.value("embedder", embedder.name)
+        self.report_pub = self.stage_publisher(String, "knowledge/report", qos.STATE)
+        self.stage_service(Trigger, "knowledge/rescan", self._on_rescan)
+        self._count()
+
+    def activate_stage(self) -> None:
+        self._first = True
+        self._timer = self.create_timer(self.scan_period_s, self._tick)
+        threading.Thread(target=self._scan, daemon=True).start()
+
+    def deactivate_stage(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+
+    def cleanup_stage(self) -> None:
+        self.kb = None
+
+    # ------------------------------------------------------------------ scanning
+    def _tick(self) -> None:
+        if not self._busy.locked():
+            threading.Thread(target=self._scan, daemon=True).start()
+
+    def _scan(self, force: bool = False) -> IngestReport | None:
+        """One pass: ingest new/changed files, forget vanished ones. Never raises: an error
+        is logged and shown on /diagnostics, and the next pass tries again."""
+        kb = self.kb
+        if kb is None or not self._busy.acquire(blocking=force):
+            return None
+        try:
+            now = snapshot(self.folders)
+            changed, gone = diff({} if (force or self._first) else self._seen, now)
+            gone = [g for g in gone if g in self._seen] if self.remove_missing else []
+            jokes = JOKE_FILES if (self._first and self.builtin_jokes) else ()
+            if not changed and not gone and not jokes:
+                return None
+            report = kb.add(changed, builtin=jokes)
+            if gone:
+                removed = kb.remove(gone)
+                report.files += removed.files
+            if self._first and self.remove_missing:
+                # files deleted while the node was down
+                known = [d["path"] for d in kb.documents()
+                         if any(d["path"].startswith(str(f) + "/") for f in self.folders)]
+                stale = [k for k in known if k not in now]
+                if stale:
+                    report.files += kb.remove(stale).files
+            self._seen = now
+            self._first = False
+            self._publish(report)
+            return report
+        except Exception as exc:
+            self.get_logger().error(f"ingest failed: {type(exc).__name__}: {exc}")
+            self.health.error(f"ingest failed: {exc} (check the index folder "
+                              f"{kb.store.root} is writable; retrying)")
+            self.health.count("ingest_errors")
+            return None
+        finally:
+            self._busy.release()
+
+    def _publish(self, report: IngestReport) -> None:
+        for line in report.lines():
+            if not line.startswith("unchanged"):
+                self.get_logger().info(line)
+        self.get_logger().info(f"ingest: {report.summary()}")
+        self.health.value("last_ingest", report.summary())
+        skipped = report.count("skipped")
+        self.health.count("files_skipped", skipped)
+        if skipped:
+            self.health.warn(f"{skipped} file(s) skipped: see knowledge/report")
+        else:
+            self.health.ok("ready")
+        self._count()
+        self.report_pub.publish(String(data=json.dumps(report.to_dict(), ensure_ascii=False)))
+
+    def _count(self) -> None:
+        docs = self.kb.documents() if self.kb else []
+        self.health.value("documents", str(len(docs)))
+        self.health.value("chunks", str(sum(d.get("chunks", 0) for d in docs)))
+
+    def _on_rescan(self, request: Trigger.Request, response: Trigger.Response):
+        report = self._scan(force=True)
+        response.success = report is not None or self.kb is not None
+        response.message = report.summary() if report else "nothing to do"
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    run_stage(KnowledgeNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Ingestion into a real on-disk index with the real MiniLM embedder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gamgin_knowledge.core import KnowledgeBase
+from gamgin_knowledge.index import IndexStore
+from gamgin_knowledge.ingest import Limits, SkipFile, decode_text
+from gamgin_knowledge.synthetic import write_pdf
+
+
+def kb_at(root: Path, embedder) -> KnowledgeBase:
+    return KnowledgeBase(root, embedder=embedder, limits=Limits(max_pdf_pages=20))
+
+
+def test_mixed_folder_report(tmp_path, mixed_folder, embedder):
+    kb = kb_at(tmp_path / "idx", embedder)
+    report = kb.add([mixed_folder, tmp_path / "nowhere.pdf"])
+    by = {Path(f.path).name: f for f in report.files}
+    assert {n for n, f in by.items() if f.status == "added"} == {
+        "护照.pdf", "notes.md", "阿姨.txt", "heater.txt"}
+    reasons = {n: f.reason for n, f in by.items() if f.status == "skipped"}
+    assert "encrypted" in reasons["locked.pdf"]
+    assert "no text layer" in reasons["scan.pdf"]
+    assert "corrupt" in reasons["broken.pdf"]
+    assert "empty" in reasons["empty.txt"]
+    assert "binary" in reasons["photo.txt"]
+    assert "too many pages" in reasons["huge.pdf"]
+    assert "unsupported" in reasons["table.xlsx"]
+    assert "no such file" in reasons["nowhere.pdf"]
+    assert by["护照.pdf"].pages == 2 and by["护照.pdf"].chunks == 2  # one chunk per page
+    assert by["heater.txt"].flagged == 4
+    docs = {Path(d["path"]).name: d for d in kb.documents()}
+    assert set(docs) == {"护照.pdf", "notes.md", "阿姨.txt", "heater.txt"}
+    assert report.summary().startswith("4 added, 8 skipped")
+
+
+def test_reingest_skips_unchanged_and_updates_changed(tmp_path, mixed_folder, embedder):
+    kb = kb_at(tmp_path / "idx", embedder)
+    first = kb.add([mixed_folder])
+    gen1 = kb.store.current_name()
+    again = kb.add([mixed_folder])
+    assert again.count("unchanged") == first.count("added") == 4
+    assert again.count("added") == again.count("updated") == 0
+    assert kb.store.current_name() == gen1  # nothing written
+    os.utime(mixed_folder / "notes.md")  # touched, same bytes: still unchanged
+    assert kb.add([mixed_folder / "notes.md"]).count("unchanged") == 1
+    (mixed_folder / "notes.md").write_text("The car insurance expires on 9 June 2029.\n")
+    third = kb.add([mixed_folder])
+    assert third.count("updated") == 1 and third.count("unchanged") == 3
+    gen = kb.store.load()
+    notes = [c.text for c in gen.chunks if c.name == "notes.md"]
+    assert notes == ["The car insurance expires on 9 June 2029."]
+    assert gen.index.ntotal == len(gen.chunks)
+
+
+def test_remove_file_and_folder(tmp_path, mixed_folder, embedder):
+    kb = kb_at(tmp_path / "idx", embedder)
+    kb.add([mixed_folder])
+    r = kb.remove([mixed_folder / "notes.md"])
+    assert r.count("removed") == 1
+    assert "notes.md" not in {Path(d["path"]).name for d in kb.documents()}
+    assert kb.remove([tmp_path / "not-there.md"]).count("skipped") == 1
+    kb.remove([mixed_folder])
+    gen = kb.store.load()
+    assert gen.files == {} and gen.chunks == [] and gen.index.ntotal == 0
+
+
+def test_gb18030_and_utf8_and_binary():
+    assert decode_text("王阿姨".encode("gb18030")) == "王阿姨"
+    assert decode_text("\ufeff护照".encode()) == "护照"
+    with pytest.raises(SkipFile, match="binary"):
+        decode_text(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(SkipFile):
+        decode_text(os.urandom(4000).replace(b"\x00", b"\x01"))
+
+
+def test_interrupt_inside_batch_leaves_index_unchanged(tmp_path, mixed_folder, embedder):
+    kb = kb_at(tmp_path / "idx", embedder)
+    kb.add([mixed_folder / "notes.md"])
+    before = kb.store.current_name()
+    more = tmp_path / "more"
+    more.mkdir()
+    for i in range(3):
+        (more / f"n{i}.txt").write_text(f"Fact number {i} is {i * 7}.")
+
+    def stop_after_first(res) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the batch runs
+
+    with pytest.raises(KeyboardInterrupt):
+        kb.add([more], on_file=stop_after_first)
+    assert kb.store.current_name() == before
+    assert {Path(d["path"]).name for d in kb.documents()} == {"notes.md"}
+
+
+def test_killed_ingest_process_never_corrupts_the_index(tmp_path, embedder):
+    """SIGKILL a real `gamgin kb add` mid-batch: the previous generation stays live and
+    loads; the next ingest cleans the debris and works."""
+    root = tmp_path / "idx"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The spare key is under the blue flower pot.")
+    kb = kb_at(root, embedder)
+    kb.add([docs / "a.txt"])
+    before = kb.store.current_name()
+    for i in range(12):
+        write_pdf(docs / f"report{i:02d}.pdf", [f"第{i}份报告。" + "这一段是填充内容。" * 12])
+    proc = subprocess.Popen([sys.executable, "-m", "gamgin_knowledge.cli", "--index-dir",
+                             str(root), "add", "--no-jokes", str(docs)],
+                            stdout=subprocess.PIPE, text=True)
+    seen = 0
+    for line in proc.stdout:  # wait until it is busy embedding, then kill it
+        seen += line.startswith("added")
+        if seen >= 1:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert seen >= 1
+    store = IndexStore(root)
+    assert store.current_name() == before
+    gen = store.load()
+    assert [Path(f).name for f in gen.files] == ["a.txt"]
+    assert gen.index.ntotal == len(gen.chunks) == 1
+    t0 = time.monotonic()
+    report = kb.add([docs / "report00.pdf"])
+    assert report.count("added") == 1, time.monotonic() - t0
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
+    assert len([p for p in root.iterdir() if p.name.startswith("gen-")]) == 1
