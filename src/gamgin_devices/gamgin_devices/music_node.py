@@ -1,9 +1,9 @@
 """music node: plays the local music library to the robot's speaker sink.
 
-Commands arrive on music/command (std_msgs/String JSON {"command", "query"}, sent by the
-devices node for voice commands). The music ducks while the robot listens or speaks
-(turn/state, audio/playback) and is mixed with speech by the sound server: it opens its
-own output stream on the same device/sink as the speaker node.
+Commands arrive on music/command (std_msgs/String JSON {"command" or "action", "query"},
+sent by the devices node or the dialogue node's music tools). The music ducks while the
+robot listens or speaks (turn/state, audio/playback) and is mixed with speech by the
+sound server: it opens its own output stream on the same device/sink as the speaker node.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ class MusicNode(StageNode):
     def _on_command(self, msg: String) -> None:
         try:
             data = json.loads(msg.data)
-            cmd, query = str(data["command"]), str(data.get("query", ""))
+            # "command" from the devices node, "action" from gamgin_llm's music tools
+            cmd = str(data["command"] if "command" in data else data["action"])
+            query = str(data.get("query", ""))
             if cmd == "play":
                 self.player.library.rescan()
                 self.health.value("tracks", len(self.player.library.tracks))
