@@ -8,6 +8,7 @@ with its source: "护照.pdf 里写着：护照有效期至2031年5月17日。" 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from gamgin_knowledge.chunking import split_paragraphs, split_sentences
 from gamgin_knowledge.text import lexical_tokens
@@ -38,20 +39,28 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms + extra))
 
 
-def coverage(query: str, text: str) -> float:
-    """Share of the question's content words found in ``text`` (synonyms count), weighted
-    by length so 护照 matters more than a one-character word."""
+def coverage(query: str, text: str, idf: Callable[[str], float] | None = None) -> float:
+    """Share of the question's content words found in ``text`` (synonyms count), each
+    weighted by its IDF in the index (else by length), so 护照 outweighs 放在. 0 when the
+    question's most specific word is missing: "钥匙放在哪里" is not answered by a sentence
+    that only shares 放在."""
     base = lexical_tokens(query)
     if not base:
         return 0.0
     have = set(lexical_tokens(text))
     low = text.lower()
+    weight = idf or (lambda t: float(min(len(t), 4)))
     total = got = 0.0
+    key, key_w, key_hit = None, -1.0, False
     for t in base:
-        w = min(len(t), 4)
+        w = weight(t)
+        hit = t in have or t in low or any(e in low for e in EXPAND.get(t, []))
         total += w
-        if t in have or t in low or any(e in low for e in EXPAND.get(t, [])):
-            got += w
+        got += w if hit else 0.0
+        if w > key_w:
+            key, key_w, key_hit = t, w, hit
+    if key is not None and not key_hit:
+        return 0.0
     return got / total
 
 
@@ -63,7 +72,8 @@ def answer_type_bonus(query: str, sentence: str) -> float:
     return 0.0
 
 
-def best_sentence(query: str, passages: list) -> tuple[str, object, float] | None:
+def best_sentence(query: str, passages: list, idf: Callable[[str], float] | None = None
+                  ) -> tuple[str, object, float] | None:
     """(sentence, its passage, score) of the sentence that best answers the query."""
     best = None
     for rank, p in enumerate(passages):
@@ -71,7 +81,7 @@ def best_sentence(query: str, passages: list) -> tuple[str, object, float] | Non
             for s in split_sentences(para):
                 if len(s) < 4:
                     continue
-                score = coverage(query, s) + answer_type_bonus(query, s) - 0.05 * rank
+                score = coverage(query, s, idf) + answer_type_bonus(query, s) - 0.05 * rank
                 if best is None or score > best[2]:
                     best = (s, p, score)
     return best

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gamgin_knowledge.text import count_tokens
+from gamgin_knowledge.text import CJK, count_tokens
 
 _ZH_END = re.compile(r"[。！？；!?][”’」』）)\"']*")
 _EN_END = re.compile(r"(?<=[a-z0-9%)\"'][.!?])\s+(?=[A-Z0-9\"'(\u4e00-\u9fff])")
@@ -35,10 +35,12 @@ def split_paragraphs(text: str) -> list[str]:
         lines = [ln.strip() for ln in p.split("\n") if ln.strip()]
         joined = ""
         for ln in lines:
-            if joined and (re.search(r"[A-Za-z0-9,.;:]$", joined) and re.match(r"[A-Za-z0-9]", ln)):
-                joined += " " + ln
+            if not joined:
+                joined = ln
+            elif _cjk_edge(joined, ln) or CJK.search(joined[-12:]) or CJK.search(ln[:12]):
+                joined += ln  # Chinese layout wraps anywhere, even inside "tiger-2024"
             else:
-                joined += ln if not joined else ("" if _cjk_edge(joined, ln) else " ") + ln
+                joined += " " + ln
         if joined:
             out.append(joined)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import math
 import os
 import re
 import threading
@@ -133,6 +134,7 @@ class KnowledgeBase:
         self._gen: Generation | None = None
         self._bm25 = None
         self._seen = None  # (CURRENT name) the searcher was built from
+        self._df: dict[str, int] = {}  # document frequency of each BM25 term
 
     @property
     def embedder(self):
@@ -294,8 +296,18 @@ class KnowledgeBase:
 
                     bm25 = bm25s.BM25()
                     bm25.index([c.tokens or ["\u2205"] for c in gen.chunks], show_progress=False)
-                self._gen, self._bm25, self._seen = gen, bm25, gen.name or name
+                df: dict[str, int] = {}
+                for c in gen.chunks:
+                    for t in set(c.tokens):
+                        df[t] = df.get(t, 0) + 1
+                self._gen, self._bm25, self._seen, self._df = gen, bm25, gen.name or name, df
             return self._gen
+
+    def idf(self, term: str) -> float:
+        """How specific a word is in this collection (BM25's IDF, never below a floor)."""
+        gen = self.generation()
+        n = len(gen.chunks)
+        return max(0.1, math.log((n + 1) / (self._df.get(term, 0) + 0.5)))
 
     def search(self, query: str, k: int = 3, mode: str = "hybrid",
                depth: int = 30) -> list[Passage]:

@@ -68,7 +68,7 @@ class KnowledgeRetriever:
 
     def relevant(self, query: str, p: Passage, lang: str = "") -> bool:
         lang = lang or detect_lang(query)
-        if ans.coverage(query, p.text) >= self.min_coverage:
+        if ans.coverage(query, p.text, self.kb.idf) >= self.min_coverage:
             return True
         # MiniLM is English: its cosine means little for Chinese text
         return lang == "en" and p.dense >= self.min_cosine
@@ -101,8 +101,8 @@ class KnowledgeRetriever:
         if lang not in self.extractive_langs:
             return None
         passages = self.retrieve(text, lang, 3)
-        best = ans.best_sentence(text, passages)
-        if best is None or ans.coverage(text, best[0]) + ans.answer_type_bonus(
+        best = ans.best_sentence(text, passages, self.kb.idf)
+        if best is None or ans.coverage(text, best[0], self.kb.idf) + ans.answer_type_bonus(
                 text, best[0]) < self.min_coverage:
             return None
         return ans.phrase(best[0], best[1], lang)
@@ -110,7 +110,7 @@ class KnowledgeRetriever:
     # ------------------------------------------------------------------ answering
     def answer_extractively(self, query: str, passages: list[Passage], lang: str) -> str:
         """The best matching sentence, spoken naturally with its source."""
-        best = ans.best_sentence(query, passages)
+        best = ans.best_sentence(query, passages, self.kb.idf)
         if best is None:
             return ans.not_found(lang)
         return ans.phrase(best[0], best[1], lang)

@@ -56,6 +56,11 @@ def make_mixed_folder(d: Path) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def folder_maker():
+    return make_mixed_folder
+
+
 @pytest.fixture
 def mixed_folder(tmp_path: Path) -> Path:
     return make_mixed_folder(tmp_path / "docs")
