@@ -7,6 +7,7 @@ failed change therefore never alters the state.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ class DeviceController:
             changed.append("power")
         for name, v in (change.get("params") or {}).items():
             spec = dev.params.get(name)
-            if spec is None:
+            if spec is None or not math.isfinite(float(v)):
                 continue
             v = min(max(float(v), spec.min), spec.max)  # a device's report is a fact: clamp
             if v != st.params.get(name):

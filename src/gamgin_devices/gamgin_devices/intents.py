@@ -95,7 +95,7 @@ class _Pending:
     expires: float
     answer: IntentAnswer | None = None
     candidates: list[DeviceSpec] = field(default_factory=list)
-    complete: Callable[[list[DeviceSpec]], IntentAnswer] | None = None
+    complete: Callable[..., IntentAnswer] | None = None  # (devices, state) -> answer
 
 
 class _NeedsAnswer(Exception):
@@ -179,7 +179,7 @@ class DeviceIntents:
         result = recognize_best(norm, self._intents[short], slot_lists=self._slots[short],
                                 language=LANGS[short], best_slot_name="name")
         if pending is not None and not dry:
-            follow = self._follow_up(pending, result, norm, short)
+            follow = self._follow_up(pending, result, norm, short, state or {})
             if follow is not None:
                 return follow
         if result is None:
@@ -218,7 +218,8 @@ class DeviceIntents:
         return re.sub(r"\s+", " ", text).strip()
 
     # ------------------------------------------------------------------ conversation
-    def _follow_up(self, pending: _Pending, result, norm: str, short: str) -> IntentAnswer | None:
+    def _follow_up(self, pending: _Pending, result, norm: str, short: str,
+                   state: Mapping) -> IntentAnswer | None:
         name = result.intent.name if result is not None else ""
         if pending.kind == "confirm":
             if name == "GamginConfirm":
@@ -239,7 +240,7 @@ class DeviceIntents:
             return IntentAnswer(self._say(short, "cancelled"), short, (), name, "context")
         if hits and pending.complete is not None and (len(hits) == 1 or result is None):
             self._clear()
-            answer = pending.complete(hits)
+            answer = pending.complete(hits, state)  # today's values, not the question's
             return IntentAnswer(answer.speech, short, answer.actions, answer.intent, "context",
                                 answer.question)
         if result is not None:
@@ -271,12 +272,12 @@ class DeviceIntents:
         if name in _POWER:
             on = _POWER[name]
 
-            def power(devs: list[DeviceSpec]) -> IntentAnswer:
+            def power(devs: list[DeviceSpec], st: Mapping | None = None) -> IntentAnswer:
                 names = self._join([d.name(short) for d in devs], short)
                 return done(self._say(short, "turn_on" if on else "turn_off", names=names),
                             [DeviceAction("power", d.id, on=on) for d in devs])
 
-            devs = self._targets(ents, short, None, scope_all, power, plural_ok=True)
+            devs = self._targets(ents, short, None, scope_all, power, dry, plural_ok=True)
             return power(devs)
         if name in _HA_SET or name in ("GamginSetValue", "GamginSetFraction"):
             if name in _HA_SET:
@@ -284,16 +285,17 @@ class DeviceIntents:
                 if key not in ents:
                     return None  # e.g. a light colour: not something our devices do
                 value, fraction = float(ents[key]), None
-                ents.setdefault("domain", domain) if "name" not in ents else None
+                if "name" not in ents:
+                    ents.setdefault("domain", domain)
             else:
                 param = str(ents.get("param", ""))
                 value = float(ents["value"]) if "value" in ents else None
                 fraction = float(ents["fraction"]) if "fraction" in ents else None
 
-            def setter(devs: list[DeviceSpec]) -> IntentAnswer:
+            def setter(devs: list[DeviceSpec], st: Mapping | None = None) -> IntentAnswer:
                 return self._set(devs, param, value, fraction, short, done, name)
 
-            return setter(self._targets(ents, short, param or None, scope_all, setter))
+            return setter(self._targets(ents, short, param or None, scope_all, setter, dry))
         if name in ("GamginSetRelative", "HassSetVolumeRelative"):
             if name == "HassSetVolumeRelative":
                 param = "volume"
@@ -307,10 +309,11 @@ class DeviceIntents:
                 amount = float(ents["amount"]) if "amount" in ents else None
                 sign = 1.0 if ents.get("direction") == "up" else -1.0
 
-            def relative(devs: list[DeviceSpec]) -> IntentAnswer:
-                return self._relative(devs, param, amount, sign, short, state, done)
+            def relative(devs: list[DeviceSpec], st: Mapping | None = None) -> IntentAnswer:
+                return self._relative(devs, param, amount, sign, short,
+                                      state if st is None else st, done)
 
-            return relative(self._targets(ents, short, param or None, scope_all, relative,
+            return relative(self._targets(ents, short, param or None, scope_all, relative, dry,
                                           use_last=True))
         if name == "GamginMusicPlay":
             query = str(ents.get("query", "")).strip()
@@ -326,7 +329,7 @@ class DeviceIntents:
         return None  # timers, weather, ...: not ours
 
     def _targets(self, ents: dict, short: str, param: str | None, scope_all: bool,
-                 complete: Callable[[list[DeviceSpec]], IntentAnswer], plural_ok: bool = False,
+                 complete: Callable[..., IntentAnswer], dry: bool, plural_ok: bool = False,
                  use_last: bool = False) -> list[DeviceSpec]:
         """The devices a command is about, or _NeedsAnswer (a question or "not found")."""
         devices = list(self.registry.devices.values())
@@ -349,9 +352,10 @@ class DeviceIntents:
         options = self._join([d.name(short) for d in cands], short, last_key="or")
         key = "ask_which" if domain else "ask_device"
         what = self.words[short]["domains"].get(domain, "") if domain else ""
-        with self._lock:
-            self._pending = _Pending("clarify", time.monotonic() + self.pending_timeout_s,
-                                     candidates=cands, complete=complete)
+        if not dry:  # a benchmark or warm-up must not leave a question open
+            with self._lock:
+                self._pending = _Pending("clarify", time.monotonic() + self.pending_timeout_s,
+                                         candidates=cands, complete=complete)
         raise _NeedsAnswer(IntentAnswer(self._say(short, key, what=what, options=options),
                                         short, (), "", "", question=True))
 

@@ -59,9 +59,9 @@ class DevicesNode(StageNode):
         except BackendError as exc:
             self.controller = None
             raise StageError(str(exc)) from None
-        if warning:
+        if warning:  # kept as a value: activation resets the level to OK
             self.get_logger().warn(warning)
-            self.health.warn(warning)
+            self.health.value("state_warning", warning)
         self.intents = DeviceIntents(registry)
         self.stage_service(ListDevices, "devices/list", self._on_list)
         self.stage_service(SetPower, "devices/set_power", self._on_set_power)

@@ -139,3 +139,12 @@ def test_make_backend_rejects_unknown():
         make_backend("zigbee")
     assert DeviceStatus.from_dict({"on": 1, "params": {"a": "2"}}) == DeviceStatus(True, {"a": 2.0})
     assert BackendError
+
+
+def test_backend_reports_are_clamped_and_non_numbers_ignored(registry, tmp_path):
+    c = controller(registry, tmp_path / "s.json")
+    c._on_external("bedroom_ac", {"params": {"temperature": math.nan}})
+    c._on_external("fan", {"on": True, "params": {"speed": 9, "colour": 3}})
+    c._on_external("ghost", {"on": True})
+    assert c.status("bedroom_ac").params["temperature"] == 26
+    assert c.status("fan") == DeviceStatus(True, {"speed": 3.0})

@@ -173,3 +173,16 @@ def test_labelled_set_stays_accurate(tmp_path):
     assert both["accuracy"] >= 0.95, [i for i in res["items"] if not i["ok"]]
     # our sentence layer must keep adding what HA's alone misses
     assert res["configs"]["ha"]["accuracy"] < both["accuracy"]
+
+
+def test_clarified_relative_uses_the_state_of_the_reply(di):
+    q = di.handle("亮一点", "zh", state=STATE)
+    assert q.question
+    later = {**STATE, "living_room_light": {"brightness": 60.0}}  # changed meanwhile
+    a = di.handle("客厅的", "zh", state=later)
+    assert acts(a) == [("living_room_light", "param", "brightness", 80.0)]
+
+
+def test_dry_runs_leave_no_question_open(di):
+    assert di.handle("开灯", "zh", state=STATE, dry=True).question
+    assert di.handle("卧室的", "zh", state=STATE) is None  # nothing was pending
