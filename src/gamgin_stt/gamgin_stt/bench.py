@@ -24,6 +24,7 @@ import os
 import platform
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -72,6 +73,7 @@ class Setup:
     beam_size: int = 1
     language: str = "forced"  # "forced": the item's language; else a RecognizerConfig value
     initial_prompt: str = ""
+    hotwords: str = "金坚"  # the node's default; applied to zh decodes only
     speculative: bool = True
     langs: tuple[str, ...] = ("en", "zh")
 
@@ -82,7 +84,8 @@ SETUPS = [
     Setup("ct2 int8 b5", beam_size=5),
     Setup("ct2 float32 b1", compute_type="float32"),
     Setup("ct2 int8 b1 auto-lang", language="auto"),
-    Setup("ct2 int8 b1 zh-prompt", initial_prompt=ZH_PROMPT, langs=("zh",)),
+    Setup("ct2 int8 b1 no-hotwords", hotwords="", langs=("zh",)),
+    Setup("ct2 int8 b1 zh-prompt", initial_prompt=ZH_PROMPT, hotwords="", langs=("zh",)),
     Setup("faster-whisper int8 b1", backend="faster_whisper"),
     Setup("faster-whisper int8 b5", backend="faster_whisper", beam_size=5),
 ]
@@ -136,7 +139,7 @@ def run_setup(setup: Setup, items: list[Item], vad_path: Path, model: str) -> li
         cfg = RecognizerConfig(
             model=model, compute_type=setup.compute_type, beam_size=setup.beam_size,
             language=lang if setup.language == "forced" else setup.language,
-            initial_prompt=setup.initial_prompt, hotwords="",
+            initial_prompt=setup.initial_prompt, hotwords=setup.hotwords,
         )
         t0 = time.perf_counter()
         rec = load_recognizer(setup.backend, cfg)
@@ -144,6 +147,7 @@ def run_setup(setup: Setup, items: list[Item], vad_path: Path, model: str) -> li
         rec.recognize(np.zeros(SAMPLE_RATE, np.float32), True, language="en")  # warm-up
         vad = SileroVad(vad_path)
         errs, decodes, lats, computes, audio_s, misses, samples = [], [], [], [], 0.0, 0, []
+        stats: Counter = Counter()
         for it in subset:
             x = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), it.audio,
                                 np.zeros(int(1.5 * SAMPLE_RATE), np.float32)])
@@ -155,6 +159,7 @@ def run_setup(setup: Setup, items: list[Item], vad_path: Path, model: str) -> li
                              VadConfig(), log=lambda *_: None)
             tr.open_window(1, 0)
             s = stream(tr, x)
+            stats.update(tr.stats)
             hyp = s["final"].text if s["final"] else ""
             misses += s["final"] is None
             # capped per clip, so one looping decode does not outweigh the whole set
@@ -170,12 +175,17 @@ def run_setup(setup: Setup, items: list[Item], vad_path: Path, model: str) -> li
             "setup": setup.name, "backend": setup.backend, "compute_type": setup.compute_type,
             "beam_size": setup.beam_size, "language": cfg.language,
             "speculative_final": setup.speculative, "initial_prompt": setup.initial_prompt,
+            "hotwords": setup.hotwords,
             "set": lang, "metric": "WER" if lang == "en" else "CER", "n": len(subset),
             "error_rate": float(np.mean(errs)), "no_final": misses,
             "decode_p50_ms": 1e3 * pct(decodes, 50), "decode_p95_ms": 1e3 * pct(decodes, 95),
             "final_p50_ms": 1e3 * pct(lats, 50) if lats else None,
             "final_p95_ms": 1e3 * pct(lats, 95) if lats else None,
-            "rtf": sum(computes) / audio_s, "load_s": load_s, "samples": samples,
+            "rtf": sum(computes) / audio_s, "load_s": load_s,
+            "speculation_hits": stats["speculation_hits"],
+            "speculation_misses": stats["speculation_misses"],
+            "partials": stats["partials"], "partials_skipped": stats["partials_skipped"],
+            "samples": samples,
         })
         rec.close()
     return rows
@@ -203,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} clips; final = ms from the VAD end-of-speech decision to the final "
           f"transcript (the user stopped {hang:.0f} ms before that decision)")
     head = (f"{'setup':26} {'set':3} {'err':>6} {'decode p50/p95':>15} "
-            f"{'final p50/p95':>14} {'RTF':>5} {'miss':>4}")
+            f"{'final p50/p95':>14} {'RTF':>5} {'miss':>4} spec")
     print(head)
     print("-" * len(head))
     for setup in setups:
@@ -212,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['setup']:26} {r['set']:3} {r['metric']}{r['error_rate']:.2f} "
                   f"{fmt(r['decode_p50_ms'], '5.0f')}/{fmt(r['decode_p95_ms'], '<5.0f'):>7}ms "
                   f"{fmt(r['final_p50_ms'], '5.0f')}/{fmt(r['final_p95_ms'], '<5.0f'):>6}ms "
-                  f"{r['rtf']:5.2f} {r['no_final']:4d}", flush=True)
+                  f"{r['rtf']:5.2f} {r['no_final']:4d} {r['speculation_hits']:2d}/"
+                  f"{r['speculation_hits'] + r['speculation_misses']:<2d}", flush=True)
     ref = next((r for r in rows if r["setup"].startswith("faster-whisper int8 b1")
                 and r["set"] == "en"), None)
     fast = next((r for r in rows if r["setup"] == SETUPS[0].name and r["set"] == "en"), None)
