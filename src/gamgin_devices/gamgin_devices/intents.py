@@ -212,9 +212,11 @@ class DeviceIntents:
             if text.lower().startswith(w):
                 text = text[len(w):]
                 break
+        text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text)  # keep decimal points (26.5度)
         if short == "zh":
-            return re.sub(r"[\s，。！？、,.!?~：:；;“”\"']+", "", text)
-        text = re.sub(r"[,.!?;:\"“”]+", " ", text)
+            text = re.sub(r"[\s，。！？、,.!?~：:；;“”\"']+", "", text)
+            return text.replace("\x00", ".")
+        text = re.sub(r"[,.!?;:\"“”]+", " ", text).replace("\x00", ".")
         return re.sub(r"\s+", " ", text).strip()
 
     # ------------------------------------------------------------------ conversation

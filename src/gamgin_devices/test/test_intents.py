@@ -186,3 +186,16 @@ def test_clarified_relative_uses_the_state_of_the_reply(di):
 def test_dry_runs_leave_no_question_open(di):
     assert di.handle("开灯", "zh", state=STATE, dry=True).question
     assert di.handle("卧室的", "zh", state=STATE) is None  # nothing was pending
+
+
+@pytest.mark.parametrize("text, lang, expected", [
+    ("把空调调到26.5度", "zh", [("bedroom_ac", "param", "temperature", 26.5)]),
+    ("set the ac to 22.5 degrees", "en", [("bedroom_ac", "param", "temperature", 22.5)]),
+    ("set the tv volume to 150", "en", [("tv", "param", "volume", 100.0)]),  # clamp configured
+    ("把客厅灯亮度调到150", "zh", []),  # refused in words, not ignored
+])
+def test_decimals_and_out_of_range_numbers(di, text, lang, expected):
+    answer = di.handle(text, lang, state=STATE)
+    assert answer is not None and acts(answer) == expected
+    if not expected:
+        assert "100" in answer.speech
