@@ -31,7 +31,8 @@ class Outcome:
 class DeviceController:
     def __init__(self, registry: Registry, backend: DeviceBackend) -> None:
         self.registry, self.backend = registry, backend
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards _states; held only briefly
+        self._command_lock = threading.Lock()
         self._states = {d.id: DeviceStatus(False, {p.name: p.default for p in d.params.values()})
                         for d in registry.devices.values()}
         self._listeners: list[ChangeListener] = []
@@ -75,10 +76,7 @@ class DeviceController:
             dev = self.registry.get(device_id)
         except UnknownDevice as exc:
             return self._refuse(str(exc))
-        with self._lock:
-            new = self._states[dev.id].copy()
-            new.on = bool(on)
-            err = self._commit(dev.id, new, {"on": bool(on)}, "power", origin)
+        err = self._commit(dev.id, {"on": bool(on)}, "power", origin)
         if err:
             return err
         return Outcome(True, f"{dev.id} switched {'on' if on else 'off'}", 1.0 if on else 0.0)
@@ -90,10 +88,7 @@ class DeviceController:
             applied = dev.param(name).check(value)
         except (UnknownDevice, Refused) as exc:
             return self._refuse(str(exc))
-        with self._lock:
-            new = self._states[dev.id].copy()
-            new.params[name] = applied
-            err = self._commit(dev.id, new, {"params": {name: applied}}, name, origin)
+        err = self._commit(dev.id, {"params": {name: applied}}, name, origin)
         if err:
             return err
         unit = dev.params[name].unit
@@ -105,17 +100,23 @@ class DeviceController:
         self.refused += 1
         return Outcome(False, message)
 
-    def _commit(self, device_id: str, new: DeviceStatus, change: dict, what: str,
-                origin: str) -> Outcome | None:
-        after = dict(self._states)
-        after[device_id] = new
-        try:
-            self.backend.apply(device_id, new, change, after)
-        except BackendError as exc:
-            self.failed += 1
-            return Outcome(False, f"{device_id}: {exc}")
-        if getattr(self.backend, "optimistic", True):
-            self._states[device_id] = new
+    def _commit(self, device_id: str, change: dict, what: str, origin: str) -> Outcome | None:
+        # Commands run one at a time (_command_lock), but the state lock is not held while
+        # the backend works: an MQTT report arriving meanwhile (on paho's network thread,
+        # which also delivers our PUBACK) must not wait for us, or both would stall.
+        with self._command_lock:
+            with self._lock:
+                after = {k: s.copy() for k, s in self._states.items()}
+                _apply_change(after[device_id], change)
+            try:
+                self.backend.apply(device_id, after[device_id], change, after)
+            except BackendError as exc:
+                self.failed += 1
+                return Outcome(False, f"{device_id}: {exc}")
+            if not getattr(self.backend, "optimistic", True):
+                return None  # the device's own report will change the state
+            with self._lock:
+                _apply_change(self._states[device_id], change)  # onto the latest state
             self._notify(device_id, what, origin)
         return None
 
@@ -147,3 +148,9 @@ class DeviceController:
     def _notify(self, device_id: str, what: str, origin: str) -> None:
         for fn in self._listeners:
             fn(device_id, what, origin)
+
+
+def _apply_change(st: DeviceStatus, change: dict) -> None:
+    if "on" in change:
+        st.on = bool(change["on"])
+    st.params.update(change.get("params", {}))

@@ -148,3 +148,36 @@ def test_backend_reports_are_clamped_and_non_numbers_ignored(registry, tmp_path)
     c._on_external("ghost", {"on": True})
     assert c.status("bedroom_ac").params["temperature"] == 26
     assert c.status("fan") == DeviceStatus(True, {"speed": 3.0})
+
+
+class ReportingBackend:
+    """Like MQTT: while a command waits for its acknowledgement, the same network thread
+    delivers a device's report. (The real race is not reproducible on demand.)"""
+
+    name = "reporting"
+    optimistic = True
+
+    def start(self, registry, on_external):
+        self.on_external = on_external
+        return {}
+
+    def apply(self, device_id, new, change, states):
+        import threading
+
+        t = threading.Thread(target=self.on_external,
+                             args=("fan", {"params": {"speed": 2.0}}))
+        t.start()
+        t.join(2.0)
+        if t.is_alive():
+            raise BackendError("report stalled behind the command")
+
+    def close(self):
+        pass
+
+
+def test_reports_during_a_command_do_not_stall(registry):
+    c = DeviceController(registry, ReportingBackend())
+    c.start()
+    out = c.set_param("tv", "volume", 40)
+    assert out.success, out.message
+    assert c.status("fan").params["speed"] == 2.0 and c.status("tv").params["volume"] == 40
