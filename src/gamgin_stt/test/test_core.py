@@ -74,7 +74,8 @@ def test_noise_is_discarded_and_logged(recognizer, vad_path) -> None:
     noise = np.random.default_rng(1).normal(0, 0.05, 2 * SR).astype(np.float32)
     evs = feed(t, np.concatenate([noise, silence(1.0)]))
     assert [e for e in evs if e.is_final] == []
-    assert any("discarded" in m for _, m in logs) or t.stats["decodes"] == 0
+    assert t.stats["decodes"] > 0  # the noise did reach Whisper...
+    assert t.stats["discarded"] >= 1 and any("discarded" in m for _, m in logs)  # ...and lost
 
 
 def test_cancel_mid_speech_stops_the_turn(recognizer, vad_path, speech) -> None:

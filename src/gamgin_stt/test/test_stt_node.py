@@ -166,3 +166,26 @@ def test_missing_model_reports_error_and_node_stays_alive(probe, node_env, tmp_p
         time.sleep(2.5)
         assert stt.alive(), stt.log()
         assert len(probe.diagnostics_of(diags, fqn)) > n  # still reporting
+
+
+def test_always_on_numbers_turns_above_the_latest(probe, node_env, tmp_path) -> None:
+    ns = "/gamgin/always"
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    got = probe.collect(Transcript, f"{ns}/transcript", qos.EVENTS)
+    with testing.NodeProcess("gamgin_stt", "stt_node", "stt", node_env, namespace=ns,
+                             params={"mode": "always_on"}, log_dir=str(tmp_path)) as stt:
+        mic = probe.publisher(AudioChunk, f"{ns}/audio/mic", qos.MIC_AUDIO)
+        state = probe.publisher(TurnState, f"{ns}/turn/state", qos.STATE)
+        assert testing.wait_for(lambda: ready(probe, diags, f"{ns}/stt"), 60), stt.log()
+        assert probe.wait_for_subscribers(mic, 1, 20)
+        state.publish(TurnState(turn_id=500, state=TurnState.IDLE, reason="test"))
+        time.sleep(0.5)
+        x, rate = testing.read_wav(testing.espeak_wav("Turn off the fan", tmp_path / "f.wav"))
+        x = np.concatenate([np.zeros(rate // 2, np.float32), x, np.zeros(rate * 2, np.float32)])
+        for m in chunks(x, rate):  # no wake at all
+            mic.publish(m)
+            time.sleep(0.02)
+        assert testing.wait_for(lambda: any(t.is_final for t in got), 15), stt.log()
+        final = next(t for t in got if t.is_final)
+        assert final.turn_id == 501, final
+        assert wer("turn off the fan", final.text) <= 0.25, final.text
