@@ -44,7 +44,8 @@ class DeviceTools:
             new = d.id not in self.devices
             self.devices[d.id] = {"name_en": d.name_en, "name_zh": d.name_zh, "room": d.room,
                                   "type": d.type, "on": d.on,
-                                  "params": [p.name for p in d.params]}
+                                  "params": [p.name for p in d.params],
+                                  "values": {p.name: p.value for p in d.params}}
         return new
 
     def context(self) -> str:

@@ -54,7 +54,8 @@ class Retriever(Protocol):
 @dataclass
 class HandlerContext:
     """What a plugged-in handler may use: the tool names it can put in ``actions`` and the
-    known devices (id -> names), refreshed as devices/state arrives."""
+    known devices, refreshed as devices/state arrives: id -> {"name_en", "name_zh", "room",
+    "type", "on", "params" (names), "values" (name -> current value)}."""
 
     tools: list[str] = field(default_factory=list)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)

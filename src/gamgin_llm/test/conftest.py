@@ -59,6 +59,17 @@ def probe(ros_domain: int):
     rclpy.try_shutdown(context=ctx)
 
 
+@pytest.fixture(scope="module")
+def devices(env, test_dir):
+    """The test-only devices service server (test/devices_server.py) in its own process."""
+    proc = subprocess.Popen([sys.executable, str(test_dir / "devices_server.py")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    yield proc
+    proc.terminate()
+    proc.wait(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,6 +25,9 @@ class DevicesServer(Node):
                                     on=True, params=[DeviceParam(name="brightness", value=80.0,
                                                                  min=0.0, max=100.0, step=1.0,
                                                                  unit="%")]),
+            "living_room_light": Device(id="living_room_light", name_zh="客厅灯",
+                                        name_en="living room light", room="living_room",
+                                        type="light", on=False),
             "bedroom_fan": Device(id="bedroom_fan", name_zh="卧室风扇", name_en="bedroom fan",
                                   room="bedroom", type="fan", on=False),
         }

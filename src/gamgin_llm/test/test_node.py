@@ -3,8 +3,6 @@ and a real devices service server process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,16 +12,6 @@ from gamgin_common.testing import NodeProcess, wait_for
 from gamgin_llm.language import cjk_ratio
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def devices(env, test_dir):
-    proc = subprocess.Popen([sys.executable, str(test_dir / "devices_server.py")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    yield proc
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -80,3 +80,27 @@ def test_node_with_server_backend_then_server_stopped(env, probe, model_path, ne
     finally:
         node.stop()
         srv.stop()
+
+
+def test_stalled_server_times_out_and_speaks():
+    """A server that accepts the request and then says nothing (a hung GPU box)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    conns: list[socket.socket] = []
+    threading.Thread(target=lambda: conns.append(srv.accept()[0]), daemon=True).start()
+    b = make_backend("openai", base_url=f"http://127.0.0.1:{srv.getsockname()[1]}/v1",
+                     read_timeout_s=1.0)
+    d = Dialogue(b, DialogueConfig(), ConversationMemory(100, 0, b.count_tokens),
+                 log=lambda s: None)
+    out: list[str] = []
+    t0 = time.monotonic()
+    r = d.respond("Hello?", "en", lambda: False, out.append)
+    assert 0.9 < time.monotonic() - t0 < 5
+    assert r.route == "error" and "timeout" in r.detail and out == [LINES["timeout"]["en"]]
+    for c in conns:
+        c.close()
+    srv.close()
