@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from gamgin_knowledge.chunking import split_paragraphs, split_sentences
-from gamgin_knowledge.text import lexical_tokens
+from gamgin_knowledge.chunking import _cjk_edge, split_paragraphs, split_sentences
+from gamgin_knowledge.text import count_tokens, lexical_tokens
 
 # Words a question uses that the document says differently (过期 vs 有效期). Small on
 # purpose: this carries the common "when does X expire / what is my X" questions.
@@ -77,13 +77,18 @@ def best_sentence(query: str, passages: list, idf: Callable[[str], float] | None
     """(sentence, its passage, score) of the sentence that best answers the query."""
     best = None
     for rank, p in enumerate(passages):
-        for para in split_paragraphs(p.text):
-            for s in split_sentences(para):
-                if len(s) < 4:
-                    continue
-                score = coverage(query, s, idf) + answer_type_bonus(query, s) - 0.05 * rank
-                if best is None or score > best[2]:
-                    best = (s, p, score)
+        sentences = [s for para in split_paragraphs(p.text) for s in split_sentences(para)]
+        for i, s in enumerate(sentences):
+            if len(s) < 4:
+                continue
+            score = coverage(query, s, idf) + answer_type_bonus(query, s) - 0.05 * rank
+            if best is None or score > best[2]:
+                # a title alone ("暖气说明。") says nothing: speak the sentence after it too
+                said = s
+                if count_tokens(s) < 6 and i + 1 < len(sentences):
+                    nxt = sentences[i + 1]
+                    said += ("" if _cjk_edge(s, nxt) else " ") + nxt
+                best = (said, p, score)
     return best
 
 
@@ -99,7 +104,7 @@ def phrase(sentence: str, p, lang: str) -> str:
         if not re.search(r"[。！？.!?]$", sentence):
             sentence += "。"
         return f"{cite(p, lang)}里写着：{sentence}" if p.source else sentence
-    if not re.search(r"[.!?]$", sentence):
+    if not re.search(r"[.!?。！？]$", sentence):
         sentence += "."
     return f"According to {cite(p, lang)}: {sentence}" if p.source else sentence
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from gamgin_knowledge.text import CJK, count_tokens
 
 _ZH_END = re.compile(r"[。！？；!?][”’」』）)\"']*")
-_EN_END = re.compile(r"(?<=[a-z0-9%)\"'][.!?])\s+(?=[A-Z0-9\"'(\u4e00-\u9fff])")
+_EN_END = re.compile(r"(?<=[a-z0-9%)\"'][.!?])(?:\s+(?=[A-Z0-9\"'(\u4e00-\u9fff])|"
+                     r"(?=[\u4e00-\u9fff]))")
 _ABBREV = re.compile(r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|St|No|Nr|vs|etc|e\.g|i\.e|Jan|Feb|Mar|Apr|"
                      r"Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.$")
 _CLAUSE = re.compile(r"(?<=[，,；;：:])")
