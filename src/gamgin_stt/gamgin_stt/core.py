@@ -121,8 +121,9 @@ class Transcriber:
     # ------------------------------------------------------------------ control
     def open_window(self, turn_id: int, start_ns: int) -> None:
         """A wake word for ``turn_id`` ended at ``start_ns``: listen from there."""
-        if turn_id <= self._cancelled_upto:
-            self._log("info", f"wake for turn {turn_id} ignored: turn already cancelled")
+        if turn_id <= self._cancelled_upto or (self.turn is not None and turn_id < self.turn):
+            self._log("info", f"wake for turn {turn_id} ignored: cancelled or older than "
+                              f"turn {self.turn}")
             return
         self._max_seen = max(self._max_seen, turn_id)
         if self.cfg.mode == "always_on":

@@ -41,6 +41,8 @@ def test_wake_gives_partials_then_one_final(recognizer, vad_path, speech) -> Non
     x = np.concatenate([silence(0.5), s, silence(1.5)])
     assert feed(t, silence(1.0)) == []  # not listening before a wake
     t.open_window(7, T0 + 10**9)
+    t.open_window(6, T0 + 10**9)  # a late wake for an older turn changes nothing
+    assert t.turn == 7
     evs = feed(t, x, start=SR)
     partials = [e for e in evs if not e.is_final]
     finals = [e for e in evs if e.is_final]
