@@ -18,6 +18,7 @@ from gamgin_devices.intents import DeviceIntents, IntentAnswer
 from gamgin_devices.registry import load_registry
 
 SET = Path(__file__).parent / "bench_commands.yaml"
+QUERIES = {"HassGetState", "HassClimateGetTemperature", "GamginGetValue"}
 CONFIGS = {"ha": ("ha",), "gamgin": ("gamgin",), "both": ("ha", "gamgin")}
 
 
@@ -27,6 +28,8 @@ def describe(answer: IntentAnswer | None) -> object:
         return "none"
     if answer.question:
         return "ask"
+    if answer.intent in QUERIES:
+        return f"say:{answer.speech}"
     out = []
     for a in answer.actions:
         if a.kind == "power":

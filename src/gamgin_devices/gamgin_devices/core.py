@@ -66,9 +66,9 @@ class DeviceController:
             return self._states[device_id].copy()
 
     def values(self) -> dict[str, dict[str, float]]:
-        """{device_id: {param: value}}: what relative voice commands are resolved against."""
+        """{device_id: {param: value, "on": 1.0|0.0}}: the ``state`` DeviceIntents reads."""
         with self._lock:
-            return {k: dict(s.params) for k, s in self._states.items()}
+            return {k: {**s.params, "on": float(s.on)} for k, s in self._states.items()}
 
     # ------------------------------------------------------------------ commands
     def set_power(self, device_id: str, on: bool, origin: str = "service") -> Outcome:

@@ -40,6 +40,8 @@ class DeviceFastPath:
                 values = {p["name"]: p["value"] for p in info["params"]}
             if values:
                 state[dev_id] = {k: float(v) for k, v in values.items()}
+                if "on" in info:
+                    state[dev_id]["on"] = float(bool(info["on"]))
         return state or None
 
     def tool_calls(self, answer: IntentAnswer) -> list[ToolCall] | None:

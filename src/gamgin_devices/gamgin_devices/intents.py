@@ -10,7 +10,8 @@ Our rooms and device names (config/devices.yaml) are the ``{area}`` / ``{name}``
 The dialogue node calls ``DeviceIntents().handle(text, lang, state)`` in-process and
 performs the returned ``DeviceAction``s through the devices/* services; ``None`` means
 "not a device command" (the LLM answers). Pass ``state`` ({device_id: {param: value}},
-e.g. from devices/list) so relative commands ("调高两度") come back as absolute values.
+e.g. from devices/list; the key "on" (1.0/0.0) is the power) so relative commands
+("调高两度") come back as absolute values and "客厅灯开着吗" can be answered.
 """
 
 from __future__ import annotations
@@ -326,9 +327,43 @@ class DeviceIntents:
             cmd = _MUSIC.get(name) or str(ents.get("command", "stop"))
             return done(self._say(short, f"music_{cmd}"), [DeviceAction("music", "music",
                                                                          command=cmd)])
+        if name in ("HassGetState", "HassClimateGetTemperature", "GamginGetValue"):
+            return self._query(name, ents, short, state, dry, done)
         if name in ("GamginConfirm", "GamginDeny", "HassNevermind"):
             return None  # a yes/no with nothing pending is small talk, not a command
         return None  # timers, weather, ...: not ours
+
+    def _query(self, name: str, ents: dict, short: str, state: Mapping, dry: bool,
+               done) -> IntentAnswer | None:
+        """"客厅灯开着吗" / "what is the AC temperature": answered from ``state`` alone; without
+        a known value there is nothing true to say here, so the LLM (with its tools) answers."""
+        param = "temperature" if name == "HassClimateGetTemperature" else ents.get("param")
+        if name == "HassClimateGetTemperature" and "name" not in ents:
+            ents.setdefault("domain", "climate")
+
+        def answer(devs: list[DeviceSpec], st: Mapping | None = None) -> IntentAnswer:
+            st = state if st is None else st
+            parts = []
+            for d in devs:
+                now = st.get(d.id) or {}
+                if param:
+                    p = d.params.get(param) if param else None
+                    if p is None or p.name not in now:
+                        return None
+                    parts.append(self._say(short, "state_value", name=d.name(short),
+                                           param=self._param(p.name, short),
+                                           value=fmt_number(float(now[p.name])),
+                                           unit=self._unit(p.unit, short)))
+                else:
+                    if "on" not in now:
+                        return None
+                    parts.append(self._say(short, "state_on" if now["on"] else "state_off",
+                                           name=d.name(short)))
+            return done(" ".join(parts) if short == "en" else "".join(parts), [])
+
+        # "灯开着吗" is about every light: answer for each rather than ask which
+        every = bool(ents.get("domain")) and "name" not in ents
+        return answer(self._targets(ents, short, param, every, answer, dry, plural_ok=True))
 
     def _targets(self, ents: dict, short: str, param: str | None, scope_all: bool,
                  complete: Callable[..., IntentAnswer], dry: bool, plural_ok: bool = False,
@@ -453,7 +488,8 @@ class DeviceIntents:
 def state_from_devices(devices) -> dict[str, dict[str, float]]:
     """``state`` for ``handle`` from devices/list's ``Device`` messages (or anything with
     ``.id`` and ``.params`` of ``.name``/``.value``): no rclpy needed here."""
-    return {d.id: {p.name: float(p.value) for p in d.params} for d in devices}
+    return {d.id: {**{p.name: float(p.value) for p in d.params}, "on": float(d.on)}
+            for d in devices}
 
 
 class _Blank(dict):

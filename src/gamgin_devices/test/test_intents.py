@@ -199,3 +199,15 @@ def test_decimals_and_out_of_range_numbers(di, text, lang, expected):
     assert answer is not None and acts(answer) == expected
     if not expected:
         assert "100" in answer.speech
+
+
+def test_state_questions_are_answered_from_state_only(di):
+    st = {**STATE, "living_room_light": {"brightness": 50.0, "on": 1.0},
+          "fan": {"speed": 2.0, "on": 0.0}}
+    assert di.handle("客厅灯开着吗", "zh", state=st).speech == "客厅灯开着。"
+    assert di.handle("is the fan on", "en", state=st).speech == "The fan is off."
+    assert di.handle("风扇现在几档", "zh", state=st).speech == "风扇风速是2档。"
+    a = di.handle("what is the bedroom ac temperature", "en", state=st)
+    assert a.speech == "The bedroom air conditioner temperature is 26 degrees." and not a.actions
+    # nothing known: no made-up answer, the LLM (with list_devices) takes it
+    assert di.handle("客厅灯开着吗", "zh") is None

@@ -123,6 +123,7 @@ def test_typed_commands_change_devices_and_answer(node_env, client, tmp_path):
         assert "26" in r.text and client.devices()["bedroom_ac"][1]["temperature"] == 26
         r = client.say("Turn on the fan.", "en", 3)
         assert r.text == "OK, fan on." and client.devices()["fan"][0] is True
+        assert client.say("风扇开着吗", "zh", 3).text == "风扇开着。"  # answered from state
         assert wait_for(lambda: any(s.device.id == "fan" and s.origin == "voice"
                                     for s in client.states), 5)
         r = client.say("把空调调到四十度", "zh", 4)  # refused in words, nothing changes
