@@ -222,8 +222,9 @@ class SpeechStreamer:
                         samples = resampler(samples)
                     buf.append(samples)
                     buffered += len(samples)
-                    # the first block of a segment goes out at once; later ones in chunk_ms
-                    while buffered >= block or (first_audio is None and buffered):
+                    # whole chunk_ms blocks only, even the first: a tiny first chunk gains
+                    # ~nothing with engines faster than real time and can underrun the speaker
+                    while buffered >= block:
                         joined = np.concatenate(buf)
                         n = min(block, len(joined))
                         self._emit(stream, joined[:n])

@@ -1,0 +1,206 @@
+"""`gamgin bench tts`: per engine, real-time factor, time from a sentence's last token to
+its first audio, and for a long answer the time to first audio streamed vs whole-text.
+
+Tokens are fed at a steady LLM-like pace (``--chars-per-s``) into the same SpeechStreamer
+the node runs; the engine is real. Prints a table and writes
+``$GAMGIN_HOME/results/bench-tts.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gamgin_tts.backends import EngineUnavailable, create_engine
+from gamgin_tts.chunker import split_text
+from gamgin_tts.core import SpeechChunk, SpeechStreamer
+from gamgin_tts.normalize import normalize, split_languages
+
+SENTENCES = {
+    "zh": ["好的，客厅的灯已经打开了。", "今天北京的气温是二十五度，湿度百分之三十，适合出门散步。",
+           "人工智能是计算机科学的一个分支，它企图了解智能的实质。"],
+    "en": ["Sure, the living room light is on now.",
+           "Today it is twenty five degrees with thirty percent humidity, a nice day for a walk.",
+           "Artificial intelligence is a branch of computer science that studies intelligence."],
+}
+LONG = {
+    "zh": ("好的，我来详细地给你讲一讲。人工智能是计算机科学的一个分支，它企图了解智能的实质，"
+           "并生产出一种新的能以人类智能相似的方式做出反应的智能机器。该领域的研究包括机器人、"
+           "语言识别、图像识别、自然语言处理和专家系统等。人工智能从诞生以来，理论和技术日益成熟，"
+           "应用领域也不断扩大。可以设想，未来人工智能带来的科技产品，将会是人类智慧的容器。") * 2,
+    "en": ("Sure, let me explain in some detail. Artificial intelligence is a branch of computer "
+           "science that tries to understand the essence of intelligence, and to build machines "
+           "that respond in ways similar to human intelligence. Research in the field includes "
+           "robotics, speech recognition, image recognition, natural language processing and "
+           "expert systems. Since its birth, its theory and technology have matured, and its "
+           "applications keep growing. ") * 2,
+}
+
+
+def _engines(args: argparse.Namespace) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for name in args.engines.split(","):
+        opts: dict[str, object] = {}
+        if name == "xtts":
+            opts = {"model_dir": args.xtts_model_dir, "speaker_wav": args.xtts_speaker_wav,
+                    "device": args.xtts_device}
+        if name == "piper" and args.piper_voice:
+            opts = {"voice": args.piper_voice}
+        try:
+            found[name] = create_engine(name, **opts)
+        except (EngineUnavailable, Exception) as exc:  # report, and bench the others
+            found[name] = f"unavailable: {exc}"
+    return found
+
+
+def rtf(engine, lang: str) -> dict[str, float]:
+    """Synthesis time / audio time over a few sentences, and time to the first block."""
+    synth = audio = 0.0
+    first_block: list[float] = []
+    for text in SENTENCES[lang]:
+        t = time.perf_counter()
+        n, first = 0, None
+        for block in engine.synthesize(normalize(text), lang):
+            first = first if first is not None else time.perf_counter() - t
+            n += len(block)
+        synth += time.perf_counter() - t
+        audio += n / engine.sample_rate
+        first_block.append(first or 0.0)
+    return {"rtf": synth / audio, "audio_s": audio, "synth_s": synth,
+            "first_block_ms": 1e3 * statistics.median(first_block)}
+
+
+def streamed(engine, fallback, text: str, chars_per_s: float, token_chars: int = 3) -> dict:
+    """Feed ``text`` at an LLM's pace; time to first audio and per-sentence latency."""
+    first_audio: list[float] = []
+    done = threading.Event()
+
+    def on_chunk(c: SpeechChunk) -> None:
+        if len(c.samples) and not first_audio:
+            first_audio.append(time.monotonic())
+        if c.end_of_stream:
+            done.set()
+
+    s = SpeechStreamer(engine, on_chunk, fallback=fallback, max_lead_s=0.0)
+    try:
+        t0 = time.monotonic()
+        pause = token_chars / chars_per_s
+        for i in range(0, len(text), token_chars):
+            s.tokens(1, text[i:i + token_chars])
+            time.sleep(max(0.0, t0 + (i + token_chars) / chars_per_s - time.monotonic()))
+        t_last = time.monotonic()
+        s.tokens(1, "", is_final=True, finish_reason="stop")
+        done.wait(600)
+        st = s.stats[1]
+        lat = [b - a for a, b in st.segment_latency]
+        return {"ttfa_ms": 1e3 * (first_audio[0] - t0) if first_audio else None,
+                "token_stream_s": t_last - t0, "segments": st.segments,
+                "sentence_to_audio_ms_median": 1e3 * statistics.median(lat) if lat else None,
+                "sentence_to_audio_ms_max": 1e3 * max(lat) if lat else None,
+                "token_pause_ms": 1e3 * pause, "audio_s": st.audio_s}
+    finally:
+        s.close()
+
+
+def whole_text(engine, text: str, token_stream_s: float, lang: str) -> dict:
+    """Wait for the whole answer, then synthesize it: first audio and complete audio."""
+    runs = split_languages(normalize(text))
+    t = time.perf_counter()
+    first = None
+    for run in runs:
+        if run.lang not in engine.languages:
+            continue
+        for _ in engine.synthesize(run.text, run.lang):
+            first = first if first is not None else time.perf_counter() - t
+    total = time.perf_counter() - t
+    # engines limited per call (XTTS zh 82) cannot take the whole text at once; they
+    # would need our chunker anyway, so report what one call per segment costs then
+    segs = split_text(text, engine.limits)
+    return {"ttfa_ms": 1e3 * (token_stream_s + (first or total)),
+            "complete_ms": 1e3 * (token_stream_s + total), "segments_if_limited": len(segs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="gamgin bench tts", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--engines", default="espeak,piper,xtts")
+    ap.add_argument("--chars-per-s", type=float, default=40.0,
+                    help="token stream pace (characters/s; a small LLM on 2 cores: 30-100)")
+    ap.add_argument("--piper-voice", default="")
+    ap.add_argument("--xtts-model-dir", default="")
+    ap.add_argument("--xtts-speaker-wav", default="")
+    ap.add_argument("--xtts-device", default="cpu")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args(argv)
+
+    engines = _engines(args)
+    fallback = engines.get("espeak") if not isinstance(engines.get("espeak"), str) else None
+    results: dict[str, object] = {}
+    for name, eng in engines.items():
+        if isinstance(eng, str):
+            results[name] = {"status": eng}
+            continue
+        entry: dict[str, object] = {"status": "ok", "sample_rate": eng.sample_rate,
+                                    "limits": eng.limits}
+        for lang in sorted(eng.languages & {"zh", "en"}):
+            entry[f"rtf_{lang}"] = rtf(eng, lang)
+            st = streamed(eng, fallback if eng is not fallback else None, LONG[lang],
+                          args.chars_per_s)
+            wt = whole_text(eng, LONG[lang], st["token_stream_s"], lang)
+            entry[f"long_{lang}"] = {"chars": len(LONG[lang]), "streamed": st, "whole_text": wt,
+                                     "ttfa_ratio_whole_over_streamed":
+                                         wt["ttfa_ms"] / st["ttfa_ms"] if st["ttfa_ms"] else None}
+        results[name] = entry
+
+    rows = [("engine", "lang", "RTF", "1st block ms", "sentence->audio ms (med/max)",
+             "TTFA streamed ms", "TTFA whole ms", "whole/streamed")]
+    for name, entry in results.items():
+        if entry.get("status") != "ok":
+            rows.append((name, "-", str(entry["status"])[:60], "", "", "", "", ""))
+            continue
+        for lang in ("zh", "en"):
+            if f"rtf_{lang}" not in entry:
+                continue
+            r, lg = entry[f"rtf_{lang}"], entry[f"long_{lang}"]
+            st, wt = lg["streamed"], lg["whole_text"]
+            rows.append((name, lang, f"{r['rtf']:.3f}", f"{r['first_block_ms']:.0f}",
+                         f"{st['sentence_to_audio_ms_median']:.0f}/"
+                         f"{st['sentence_to_audio_ms_max']:.0f}",
+                         f"{st['ttfa_ms']:.0f}", f"{wt['ttfa_ms']:.0f}",
+                         f"{lg['ttfa_ratio_whole_over_streamed']:.1f}x"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+
+    home = Path(os.environ.get("GAMGIN_HOME", "."))
+    out = Path(args.out) if args.out else home / "results" / "bench-tts.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"bench": "tts", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "python": platform.python_version()},
+              "chars_per_s": args.chars_per_s, "engines": results}
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=_json_default))
+    print(f"wrote {out}")
+    for eng in engines.values():
+        if not isinstance(eng, str):
+            eng.close()
+    return 0
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, frozenset | set):
+        return sorted(o)
+    return str(o)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
