@@ -4,8 +4,8 @@ speech from voices that are not in the enrollment, and the real pvporcupine engi
 import numpy as np
 import pytest
 import soundfile as sf
-from gamgin_common.paths import resolve_model
 
+from gamgin_common.paths import resolve_model
 from gamgin_wake import enroll, synth
 from gamgin_wake.backends.fewshot import FewShotBackend
 from gamgin_wake.embedding import RATE, SpeechEmbedding, speech_bounds
@@ -94,7 +94,7 @@ def test_porcupine_without_a_key_says_how_to_get_one(monkeypatch):
     from gamgin_wake.backends.porcupine import PorcupineBackend, PorcupineSetupError
 
     monkeypatch.delenv("PICOVOICE_ACCESS_KEY", raising=False)
-    with pytest.raises(PorcupineSetupError, match="console.picovoice.ai.*access_key"):
+    with pytest.raises(PorcupineSetupError, match=r"console\.picovoice\.ai.*access_key"):
         PorcupineBackend("金坚")
 
 

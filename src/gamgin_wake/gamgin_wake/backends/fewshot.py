@@ -12,6 +12,7 @@ Measured on espeak speech (README): DTW alone lets through near-misses such as æ
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +36,12 @@ class FewShotBackend:
     name = "fewshot"
 
     def __init__(self, keyword: str, templates: list[np.ndarray], embedding: SpeechEmbedding,
-                 threshold: float = 0.1, verifier: WhisperVerifier | None = None,
-                 verify_min_score: float = -6.1, distance_weight: float = 20.0,
+                 threshold: float = 0.09, verifier: WhisperVerifier | None = None,
+                 verify_min_score: float = -5.4, distance_weight: float = 10.0,
                  window_s: float = 2.0, hop_s: float = 0.16, max_hold_hops: int = 3,
                  verify_margin_s: float = 0.25,
-                 verify_lead_s: tuple[float, ...] = (0.25, 0.05)) -> None:
+                 verify_lead_s: tuple[float, ...] = (0.25, 0.05),
+                 on_decision: Callable[[dict], None] | None = None) -> None:
         if not templates:
             raise ValueError("no templates")
         self.keyword, self.embedding, self.threshold = keyword, embedding, threshold
@@ -61,6 +63,7 @@ class FewShotBackend:
         self.keep = self.window + max(self.leads) + self.margin + 2 * self.hop
         # every stage-1 candidate and what stage 2 said, for logs, diagnostics and tuning
         self.decisions: deque[dict] = deque(maxlen=64)
+        self.on_decision = on_decision
         self.stats = {"hops": 0, "candidates": 0, "verified": 0, "rejected": 0}
         self.reset()
 
@@ -126,6 +129,11 @@ class FewShotBackend:
         self._decided_end = cand.word_end
         return self._decide(cand)
 
+    def _decided(self, decision: dict) -> None:
+        self.decisions.append(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)
+
     def accepts(self, verify_score: float, distance: float) -> bool:
         return verify_score - self.distance_weight * distance >= self.verify_min_score
 
@@ -149,7 +157,7 @@ class FewShotBackend:
             self.stats["verified"] += 1
             if not accepted:
                 self.stats["rejected"] += 1
-                self.decisions.append({**detail, "end": cand.word_end, "accepted": False})
+                self._decided({**detail, "end": cand.word_end, "accepted": False})
                 return None
-        self.decisions.append({**detail, "end": cand.word_end, "accepted": True})
+        self._decided({**detail, "end": cand.word_end, "accepted": True})
         return Detection(self.keyword, conf, cand.word_end, self.name, detail)
