@@ -191,6 +191,10 @@ class DeviceIntents:
             answer = exc.answer
         if answer is None or dry:
             return answer
+        return self._finish(answer, short)
+
+    def _finish(self, answer: IntentAnswer, short: str) -> IntentAnswer:
+        """Remember the device for "再调高一点"; hold back actions that need a spoken yes."""
         if answer.actions:
             devs = [a.device_id for a in answer.actions if a.device_id]
             if len(devs) == 1:
@@ -233,22 +237,39 @@ class DeviceIntents:
                 return IntentAnswer(self._say(short, "cancelled"), short, (), name, "context")
             self._clear()  # anything else: the user moved on; never act on a stale yes
             return None
-        # clarify: does the reply name one of the candidates (or its room)?
-        hits = [d for d in pending.candidates if any(
-            k and k.lower() in norm.lower() for k in self._device_words(d, short))]
-        if result is not None and "name" in result.entities:
-            hits = [d for d in pending.candidates if d.id == result.entities["name"].value] or hits
-        if not hits and name in ("GamginDeny", "HassNevermind"):
+        # clarify: a short reply naming one candidate ("卧室的", "the bedroom one") answers
+        # the question; anything that is a command of its own is a new command.
+        if name in ("GamginDeny", "HassNevermind"):
             self._clear()
             return IntentAnswer(self._say(short, "cancelled"), short, (), name, "context")
-        if hits and pending.complete is not None and (len(hits) == 1 or result is None):
-            self._clear()
-            answer = pending.complete(hits, state)  # today's values, not the question's
-            return IntentAnswer(answer.speech, short, answer.actions, answer.intent, "context",
-                                answer.question)
-        if result is not None:
-            self._clear()  # a new command: forget the question
-        return None
+        picked = self._picked(pending.candidates, norm, short)
+        if picked is None or pending.complete is None:
+            if result is not None:
+                self._clear()
+            return None  # a new command, or something else: the question stays open
+        self._clear()
+        try:
+            answer = pending.complete([picked], state)  # today's values, not the question's
+        except _NeedsAnswer as exc:
+            answer = exc.answer
+        if answer is None:
+            return None
+        return self._finish(IntentAnswer(answer.speech, short, answer.actions, answer.intent,
+                                         "context", answer.question), short)
+
+    def _picked(self, candidates: list[DeviceSpec], norm: str, short: str) -> DeviceSpec | None:
+        """The one candidate a reply names, if the reply is only that name plus fillers."""
+        text = norm.lower()
+        found = [(len(k), k.lower(), d) for d in candidates for k in self._device_words(d, short)
+                 if k and k.lower() in text]
+        if len({d.id for _, _, d in found}) != 1:
+            return None
+        _, key, dev = max(found, key=lambda f: f[0])
+        rest = text.replace(key, " ", 1)
+        fillers = self.words[short].get("reply_fillers", [])
+        for f in sorted(fillers, key=len, reverse=True):
+            rest = re.sub(rf"\b{re.escape(f)}\b" if short == "en" else re.escape(f), " ", rest)
+        return dev if not rest.strip() else None
 
     def _clear(self) -> None:
         with self._lock:

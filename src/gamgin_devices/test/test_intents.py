@@ -211,3 +211,23 @@ def test_state_questions_are_answered_from_state_only(di):
     assert a.speech == "The bedroom air conditioner temperature is 26 degrees." and not a.actions
     # nothing known: no made-up answer, the LLM (with list_devices) takes it
     assert di.handle("客厅灯开着吗", "zh") is None
+
+
+def test_a_new_command_is_not_bent_into_an_open_question(di):
+    assert di.handle("开灯", "zh", state=STATE).question
+    a = di.handle("把卧室灯关了", "zh", state=STATE)
+    assert acts(a) == [("bedroom_light", "power", False, None)]
+
+
+def test_clarified_answer_still_needs_confirmation():
+    import yaml
+
+    from gamgin_devices.registry import default_registry_path, parse_registry
+
+    raw = yaml.safe_load(default_registry_path().read_text(encoding="utf-8"))
+    raw["require_confirmation"] = ["bedroom_light"]
+    di = DeviceIntents(parse_registry(raw), warm=False)
+    assert di.handle("开灯", "zh", state=STATE).question
+    q = di.handle("卧室的", "zh", state=STATE)
+    assert q.question and q.actions == () and "卧室灯" in q.speech
+    assert acts(di.handle("确定", "zh", state=STATE)) == [("bedroom_light", "power", True, None)]
