@@ -1,7 +1,8 @@
 """`gamgin bench tts`: per engine, real-time factor, time from a sentence's last token to
 its first audio, and for a long answer the time to first audio streamed vs whole-text.
 
-Tokens are fed at a steady LLM-like pace (``--chars-per-s``) into the same SpeechStreamer
+Tokens are fed at a steady LLM-like pace (``--tokens-per-s``; ~1.5 characters a token
+for Chinese, ~4 for English) into the same SpeechStreamer
 the node runs; the engine is real. Prints a table and writes
 ``$GAMGIN_HOME/results/bench-tts.json``.
 """
@@ -31,6 +32,7 @@ SENTENCES = {
            "Today it is twenty five degrees with thirty percent humidity, a nice day for a walk.",
            "Artificial intelligence is a branch of computer science that studies intelligence."],
 }
+CHARS_PER_TOKEN = {"zh": 2, "en": 4}  # what an LLM's tokens carry, roughly
 LONG = {
     "zh": ("好的，我来详细地给你讲一讲。人工智能是计算机科学的一个分支，它企图了解智能的实质，"
            "并生产出一种新的能以人类智能相似的方式做出反应的智能机器。该领域的研究包括机器人、"
@@ -41,7 +43,7 @@ LONG = {
            "that respond in ways similar to human intelligence. Research in the field includes "
            "robotics, speech recognition, image recognition, natural language processing and "
            "expert systems. Since its birth, its theory and technology have matured, and its "
-           "applications keep growing. ") * 2,
+           "applications keep growing. ")
 }
 
 
@@ -78,7 +80,7 @@ def rtf(engine, lang: str) -> dict[str, float]:
             "first_block_ms": 1e3 * statistics.median(first_block)}
 
 
-def streamed(engine, fallback, text: str, chars_per_s: float, token_chars: int = 3) -> dict:
+def streamed(engine, fallback, text: str, chars_per_s: float, token_chars: int) -> dict:
     """Feed ``text`` at an LLM's pace; time to first audio and per-sentence latency."""
     first_audio: list[float] = []
     done = threading.Event()
@@ -131,8 +133,8 @@ def whole_text(engine, text: str, token_stream_s: float, lang: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gamgin bench tts", description=__doc__.split("\n\n")[0])
     ap.add_argument("--engines", default="espeak,piper,xtts")
-    ap.add_argument("--chars-per-s", type=float, default=40.0,
-                    help="token stream pace (characters/s; a small LLM on 2 cores: 30-100)")
+    ap.add_argument("--tokens-per-s", type=float, default=25.0,
+                    help="token stream pace (a small LLM on 2 cores: 20-100 tokens/s)")
     ap.add_argument("--piper-voice", default="")
     ap.add_argument("--xtts-model-dir", default="")
     ap.add_argument("--xtts-speaker-wav", default="")
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         for lang in sorted(eng.languages & {"zh", "en"}):
             entry[f"rtf_{lang}"] = rtf(eng, lang)
             st = streamed(eng, fallback if eng is not fallback else None, LONG[lang],
-                          args.chars_per_s)
+                          args.tokens_per_s * CHARS_PER_TOKEN[lang], CHARS_PER_TOKEN[lang])
             wt = whole_text(eng, LONG[lang], st["token_stream_s"], lang)
             entry[f"long_{lang}"] = {"chars": len(LONG[lang]), "streamed": st, "whole_text": wt,
                                      "ttfa_ratio_whole_over_streamed":
@@ -185,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"bench": "tts", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
-              "chars_per_s": args.chars_per_s, "engines": results}
+              "tokens_per_s": args.tokens_per_s, "chars_per_token": CHARS_PER_TOKEN,
+              "engines": results}
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=_json_default))
     print(f"wrote {out}")
     for eng in engines.values():

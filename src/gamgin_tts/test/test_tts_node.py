@@ -201,3 +201,33 @@ def test_missing_voice_file_falls_back_to_espeak_and_says_so(probe, node_env, tm
         assert testing.wait_for(lambda: any(c.end_of_stream for c in list(speech)), 10)
         check_stream(list(speech), "Still talking.")
         assert node.alive()
+
+
+LONG_ZH = (
+    "人工智能是计算机科学的一个分支，它企图了解智能的实质，并生产出一种新的能以人类智能相似的方式"
+    "做出反应的智能机器，该领域的研究包括机器人、语言识别、图像识别、自然语言处理和专家系统等。"
+    "人工智能从诞生以来，理论和技术日益成熟，应用领域也不断扩大，可以设想，未来人工智能带来的科技产品，"
+    "将会是人类智慧的“容器”。今天的气温是-3到5℃，湿度45%；2024-03-05的最高气温是12.5度！"
+) * 2
+
+
+def test_long_chinese_answer_is_split_under_the_limit_with_nothing_lost(probe, node_env,
+                                                                         tmp_path):
+    from gamgin_tts.normalize import normalize
+
+    ns = "/gamgin_long"
+    tokens = probe.publisher(TokenChunk, f"{ns}/tokens", qos.TOKENS)
+    speech = probe.collect(AudioChunk, f"{ns}/audio/speech", qos.SPEECH_AUDIO)
+    with testing.NodeProcess("gamgin_tts", "tts_node", "tts", node_env, namespace=ns,
+                             params={"max_chars_zh": 30, "max_lead_s": 0.0},
+                             log_dir=str(tmp_path)) as node:
+        assert probe.wait_for_subscribers(tokens, 1, 30), node.log()
+        for m in token_msgs(21, LONG_ZH, step=2):
+            tokens.publish(m)
+        assert testing.wait_for(lambda: any(c.end_of_stream for c in list(speech)), 30), \
+            node.log()
+    chunks = list(speech)
+    check_stream(chunks, LONG_ZH)
+    texts = [c.text for c in chunks if c.text]
+    assert len(texts) >= len(LONG_ZH) // 30
+    assert max(len(normalize(t)) for t in texts) <= 30, max(texts, key=len)
