@@ -39,7 +39,8 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(terms + extra))
 
 
-def coverage(query: str, text: str, idf: Callable[[str], float] | None = None) -> float:
+def coverage(query: str, text: str, idf: Callable[[str], float] | None = None,
+             need_key: bool = True) -> float:
     """Share of the question's content words found in ``text`` (synonyms count), each
     weighted by its IDF in the index (else by length), so 护照 outweighs 放在. 0 when the
     question's most specific word is missing: "钥匙放在哪里" is not answered by a sentence
@@ -59,7 +60,7 @@ def coverage(query: str, text: str, idf: Callable[[str], float] | None = None) -
         got += w if hit else 0.0
         if w > key_w:
             key, key_w, key_hit = t, w, hit
-    if key is not None and not key_hit:
+    if need_key and key is not None and not key_hit:
         return 0.0
     return got / total
 
@@ -72,23 +73,39 @@ def answer_type_bonus(query: str, sentence: str) -> float:
     return 0.0
 
 
-def best_sentence(query: str, passages: list, idf: Callable[[str], float] | None = None
+def best_sentence(query: str, passages: list, idf: Callable[[str], float] | None = None,
+                  similarity: Callable[[list[str]], list[float]] | None = None
                   ) -> tuple[str, object, float] | None:
-    """(sentence, its passage, score) of the sentence that best answers the query."""
-    best = None
+    """(sentence, its passage, score) of the sentence that best answers the query.
+
+    Lexical: IDF-weighted coverage of the question's words, plus a bonus when the question
+    asks "when"/"how many" and the sentence has a date/number. With ``similarity`` (the
+    embedder's cosine to the question, for English) a paraphrase ("phone number" vs
+    "can be reached on") also scores; the score is then the mean of the two."""
+    cands: list[tuple[str, object, int, int, list[str]]] = []
     for rank, p in enumerate(passages):
         sentences = [s for para in split_paragraphs(p.text) for s in split_sentences(para)]
         for i, s in enumerate(sentences):
-            if len(s) < 4:
-                continue
-            score = coverage(query, s, idf) + answer_type_bonus(query, s) - 0.05 * rank
-            if best is None or score > best[2]:
-                # a title alone ("暖气说明。") says nothing: speak the sentence after it too
-                said = s
-                if count_tokens(s) < 6 and i + 1 < len(sentences):
-                    nxt = sentences[i + 1]
-                    said += ("" if _cjk_edge(s, nxt) else " ") + nxt
-                best = (said, p, score)
+            if len(s) >= 4:
+                cands.append((s, p, rank, i, sentences))
+    if not cands:
+        return None
+    sims = similarity([c[0] for c in cands]) if similarity else None
+    best = None
+    for j, (s, p, rank, i, sentences) in enumerate(cands):
+        if sims is None:
+            score = coverage(query, s, idf)
+        else:
+            score = max(coverage(query, s, idf),
+                        0.5 * (coverage(query, s, idf, need_key=False) + float(sims[j])))
+        score += answer_type_bonus(query, s) - 0.05 * rank
+        if best is None or score > best[2]:
+            # a title alone ("暖气说明。") says nothing: speak the sentence after it too
+            said = s
+            if count_tokens(s) < 6 and i + 1 < len(sentences):
+                nxt = sentences[i + 1]
+                said += ("" if _cjk_edge(s, nxt) else " ") + nxt
+            best = (said, p, score)
     return best
 
 

@@ -25,7 +25,7 @@ from gamgin_knowledge.chunking import SentenceChunker
 from gamgin_knowledge.guard import sanitize
 from gamgin_knowledge.index import Generation, IndexStore, StoredChunk
 from gamgin_knowledge.ingest import SUPPORTED, Limits, Page, SkipFile, read_document
-from gamgin_knowledge.text import lexical_tokens
+from gamgin_knowledge.text import detect_lang, lexical_tokens
 
 BUILTIN = "builtin:"
 JOKE_FILES = ("jokes-zh.md", "jokes-en.md")
@@ -124,8 +124,13 @@ def builtin_text(name: str) -> bytes:
 class KnowledgeBase:
     def __init__(self, root: str | Path | None = None, embedder=None,
                  embedder_factory: Callable[[], object] | None = None,
-                 chunker: SentenceChunker | None = None, limits: Limits | None = None) -> None:
+                 chunker: SentenceChunker | None = None, limits: Limits | None = None,
+                 dense_weight: dict[str, float] | None = None) -> None:
         self.store = IndexStore(root)
+        # weight of the dense ranks in the fusion, per query language: the packaged MiniLM
+        # is English-only, so for Chinese it only breaks ties and adds recall (bench-kb)
+        self.dense_weight = dense_weight if dense_weight is not None else {"en": 1.0,
+                                                                            "zh": 0.25}
         self._embedder = embedder
         self._factory = embedder_factory
         self.chunker = chunker or SentenceChunker()
@@ -340,9 +345,10 @@ class KnowledgeBase:
                         bm25_rank[int(i)] = (r, float(s))
                         r += 1
         fused: dict[int, float] = {}
-        for ranks in (dense_rank, bm25_rank):
+        w_dense = self.dense_weight.get(detect_lang(query), 1.0)
+        for ranks, w in ((dense_rank, w_dense), (bm25_rank, 1.0)):
             for i, (r, _s) in ranks.items():
-                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r + 1)
+                fused[i] = fused.get(i, 0.0) + w / (RRF_K + r + 1)
         best = sorted(fused, key=lambda i: -fused[i])[:k]
         out = []
         for i in best:

@@ -101,16 +101,26 @@ class KnowledgeRetriever:
         if lang not in self.extractive_langs:
             return None
         passages = self.retrieve(text, lang, 3)
-        best = ans.best_sentence(text, passages, self.kb.idf)
-        if best is None or ans.coverage(text, best[0], self.kb.idf) + ans.answer_type_bonus(
-                text, best[0]) < self.min_coverage:
+        best = ans.best_sentence(text, passages, self.kb.idf, self._similarity(text, lang))
+        if best is None or best[2] < self.min_coverage:
             return None
         return ans.phrase(best[0], best[1], lang)
+
+    def _similarity(self, query: str, lang: str):
+        """Cosine of sentences to the query, for English (what the packaged model knows)."""
+        if lang != "en" or self.kb.dense_weight.get("en", 1.0) <= 0:
+            return None
+
+        def sim(sentences: list[str]) -> list[float]:
+            v = self.kb.embedder.embed([query, *sentences])
+            return list(v[1:] @ v[0])
+
+        return sim
 
     # ------------------------------------------------------------------ answering
     def answer_extractively(self, query: str, passages: list[Passage], lang: str) -> str:
         """The best matching sentence, spoken naturally with its source."""
-        best = ans.best_sentence(query, passages, self.kb.idf)
+        best = ans.best_sentence(query, passages, self.kb.idf, self._similarity(query, lang))
         if best is None:
             return ans.not_found(lang)
         return ans.phrase(best[0], best[1], lang)

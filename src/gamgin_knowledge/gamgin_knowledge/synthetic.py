@@ -15,7 +15,7 @@ def _obj(n: int, body: bytes) -> bytes:
     return b"%d 0 obj\n" % n + body + b"\nendobj\n"
 
 
-_CMAP = b"""/CIDInit /ProcSet findresource begin
+_CMAP_HEAD = b"""/CIDInit /ProcSet findresource begin
 12 dict begin
 begincmap
 /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def
@@ -24,10 +24,8 @@ begincmap
 1 begincodespacerange
 <0000> <FFFF>
 endcodespacerange
-1 beginbfrange
-<0000> <FFFF> <0000>
-endbfrange
-endcmap
+"""
+_CMAP_TAIL = b"""endcmap
 CMapName currentdict /CMap defineresource pop
 end
 end"""
@@ -48,7 +46,16 @@ def write_pdf(path: str | Path, pages: list[str], line_chars: int = 32) -> Path:
                b"/FontDescriptor << /Type /FontDescriptor /FontName /SimSun /Flags 4 "
                b"/FontBBox [0 -200 1000 900] /ItalicAngle 0 /Ascent 880 /Descent -120 "
                b"/CapHeight 700 /StemV 80 >> >>")
-    objs[5] = b"<< /Length %d >>\nstream\n" % len(_CMAP) + _CMAP + b"\nendstream"
+    # map only the characters used (CID == code point), as real PDFs subset their fonts;
+    # one 64k-entry range would cost pypdf ~1 s a page to expand
+    used = sorted({ord(c) for t in pages for c in t if 32 <= ord(c) <= 0xFFFF})
+    cmap = _CMAP_HEAD
+    for i in range(0, len(used), 100):
+        block = used[i: i + 100]
+        cmap += b"%d beginbfchar\n" % len(block) + b"".join(
+            b"<%04X> <%04X>\n" % (c, c) for c in block) + b"endbfchar\n"
+    cmap += _CMAP_TAIL
+    objs[5] = b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream"
     for i, text in enumerate(pages):
         lines: list[str] = []
         for para in text.split("\n"):

@@ -74,7 +74,17 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 def _gelu(x: np.ndarray) -> np.ndarray:
     # tanh form of GELU: numpy has no erf; the difference is < 1e-3 per unit, and the
     # pooled vectors still agree with torch to cosine > 0.9999 (see tests)
-    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+    # in place and without x ** 3 (np.power is ~20x slower than two multiplies here)
+    y = x * x
+    y *= x
+    y *= np.float32(0.044715)
+    y += x
+    y *= np.float32(0.7978845608028654)
+    np.tanh(y, out=y)
+    y += np.float32(1.0)
+    y *= x
+    y *= np.float32(0.5)
+    return y
 
 
 class MiniLMEmbedder:
@@ -119,9 +129,13 @@ class MiniLMEmbedder:
                 flat = h.reshape(-1, h.shape[-1]) @ w[p + name + ".weight"]
                 return (flat + w[p + name + ".bias"]).reshape(n, seq, -1)
 
-            q, k, v = (lin(f"attention.self.{t}", x).reshape(n, seq, self.heads, hd)
-                       .transpose(0, 2, 1, 3) for t in ("query", "key", "value"))
-            att = (q @ k.transpose(0, 1, 3, 2)) * np.float32(hd ** -0.5) + bias
+            # contiguous per-head blocks: numpy's stacked matmul only uses BLAS on those
+            q, v = (np.ascontiguousarray(lin(f"attention.self.{t}", x)
+                                         .reshape(n, seq, self.heads, hd).transpose(0, 2, 1, 3))
+                    for t in ("query", "value"))
+            kt = np.ascontiguousarray(lin("attention.self.key", x)
+                                      .reshape(n, seq, self.heads, hd).transpose(0, 2, 3, 1))
+            att = (q @ kt) * np.float32(hd ** -0.5) + bias
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, seq, self.dim)
