@@ -36,6 +36,7 @@ _TRAILERS = set("”’」』）)]】》\"'。！？!?….，,、；;：: \t\n\u
 _DIGIT_SEPARATED = set(".,:")
 
 DEFAULT_LIMITS = {"zh": 82, "en": 250}
+_TITLES = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "no", "jr", "sr", "mt", "approx"}
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,17 @@ class SentenceChunker:
         if ch in _DIGIT_SEPARATED and nxt.isdigit() and i > 0 and buf[i - 1].isdigit():
             return False
         if ch == ".":
-            return nxt.isspace() or not nxt.isalnum()
+            return (nxt.isspace() or not nxt.isalnum()) and not self._abbreviation(i)
         return True
+
+    def _abbreviation(self, i: int) -> bool:
+        """"Mr." "Dr." "e.g." "U.S." "A." do not end a sentence (a cut there is a pause)."""
+        j = i
+        while j > 0 and (self._buf[j - 1].isascii() and (self._buf[j - 1].isalpha()
+                                                           or self._buf[j - 1] == ".")):
+            j -= 1
+        word = self._buf[j:i]
+        return bool(word) and (len(word) == 1 or "." in word or word.lower() in _TITLES)
 
     def _extend(self, i: int) -> int:
         """End index of a cut after the mark at i: trailing quotes/marks/spaces included."""

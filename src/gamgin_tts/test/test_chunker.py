@@ -183,3 +183,11 @@ def test_empty_feed_and_flush_are_harmless():
 def test_limits_below_a_useful_size_are_refused():
     with pytest.raises(ValueError, match="limits"):
         SentenceChunker({"zh": 3, "en": 250})
+
+
+def test_abbreviations_do_not_end_a_sentence():
+    text = "Mr. Smith met Dr. Lee in the U.S. today, e.g. at 5 p.m. near St. Paul. Then he left."
+    segs = split_text(text, XTTS)
+    assert [s.raw for s in segs] == [
+        "Mr. Smith met Dr. Lee in the U.S. today, ",  # the early first clause
+        "e.g. at 5 p.m. near St. Paul. ", "Then he left."]

@@ -169,6 +169,24 @@ def test_cancel_stops_synthesis_and_ends_the_stream_at_once(graph):
     assert any(m.turn_id == turn and m.state == TurnState.CANCELLED for m in graph["playback"])
 
 
+def test_redelivered_tokens_are_not_spoken_twice_and_gaps_are_reported(graph):
+    turn = next(_turns)
+    msgs = token_msgs(turn, "Hi. One, two, three.", step=4)
+    sent = [msgs[0], msgs[1], msgs[1], msgs[0], *msgs[3:]]  # a duplicate, a replay, a gap
+    for m in sent:
+        graph["tokens"].publish(m)
+    assert testing.wait_for(lambda: ended(graph, turn), 10), graph["tts"].log()
+    expected = msgs[0].text + msgs[1].text + "".join(m.text for m in msgs[3:])
+    check_stream(of_turn(graph["speech"], turn), expected)
+    assert testing.wait_for(lambda: any(
+        kv.key == "token_gaps" and int(kv.value) >= 1 for st in
+        probe_diags(graph) for kv in st.values), 5)
+
+
+def probe_diags(graph) -> list:
+    return [s for arr in list(graph["diags"]) for s in arr.status if s.name == "/gamgin/tts"]
+
+
 def test_gamgin_say_speaks_through_the_running_graph(graph, node_env):
     before = {c.turn_id for c in list(graph["speech"])}
     out = subprocess.run([str(find_executable("gamgin_tts", "tts_say")), "你好，我是金坚。"],
