@@ -66,7 +66,8 @@ class XttsEngine:
         self.sample_rate = int(getattr(config.audio, "output_sample_rate", 24000))
         self._latent, self._speaker = model.get_conditioning_latents(audio_path=[str(wav)])
         limits = getattr(getattr(model, "tokenizer", None), "char_limits", {}) or {}
-        self.limits = {k: int(limits.get(code, DEFAULT_LIMITS[k]))
+        # keyed "zh" in current coqui-tts, "zh-cn" in older releases
+        self.limits = {k: int(limits.get(k) or limits.get(code) or DEFAULT_LIMITS[k])
                        for k, code in _LANG_CODES.items()}
         self._interrupted = threading.Event()
 
