@@ -124,7 +124,13 @@ class SentenceChunker:
                                                            or self._buf[j - 1] == ".")):
             j -= 1
         word = self._buf[j:i]
-        return bool(word) and (len(word) == 1 or "." in word or word.lower() in _TITLES)
+        if not word:  # "1. " at the start of a line is a list marker, not a sentence end
+            k = i
+            while k > 0 and self._buf[k - 1].isdigit():
+                k -= 1
+            line_start = k == 0 or self._buf[k - 1] == "\n"
+            return k < i and line_start and i - k <= 3
+        return len(word) == 1 or "." in word or word.lower() in _TITLES
 
     def _extend(self, i: int) -> int:
         """End index of a cut after the mark at i: trailing quotes/marks/spaces included."""

@@ -46,7 +46,8 @@ _MD_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(^|\n)[ \t]*#{1,6}[ \t]*"), r"\1"),  # headings
     (re.compile(r"(^|\n)[ \t]*>+[ \t]?"), r"\1"),  # block quotes
     (re.compile(r"(^|\n)[ \t]*[-*+•][ \t]+"), r"\1"),  # bullets
-    (re.compile(r"(^|\n)[ \t]*(\d{1,3})[.)][ \t]+"), r"\1\2、"),  # "1. item" -> "1、item"
+    (re.compile(r"(^|\n)[ \t]*(\d{1,3})[.)][ \t]+(?=[\u3400-\u9fff])"), r"\1\2、"),  # 1、项目
+    (re.compile(r"(^|\n)[ \t]*(\d{1,3})[.)][ \t]+"), r"\1\2, "),  # "1. item" -> "1, item"
     (re.compile(r"(\*\*|__|~~|`|\*)"), ""),  # emphasis, code spans
     (re.compile(r"(?<=[A-Za-z])_(?=[A-Za-z])"), " "),  # snake_case -> words
     (re.compile(r"[|]"), " "),  # table cells

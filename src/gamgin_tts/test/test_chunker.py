@@ -191,3 +191,11 @@ def test_abbreviations_do_not_end_a_sentence():
     assert [s.raw for s in segs] == [
         "Mr. Smith met Dr. Lee in the U.S. today, ",  # the early first clause
         "e.g. at 5 p.m. near St. Paul. ", "Then he left."]
+
+
+def test_a_numbered_list_item_is_not_cut_after_its_number():
+    text = "Steps:\n1. Open the app.\n2. Tap the light.\n"
+    segs = split_text(text, XTTS)
+    assert [s.raw for s in segs] == ["Steps:\n", "1. Open the app.\n", "2. Tap the light.\n"]
+    assert segs[1].text == "one, Open the app."
+    assert split_text("1. 打开应用。")[0].text == "一、打开应用。"
