@@ -39,6 +39,8 @@ class WakeNode(StageNode):
         self.verify_mode = str(p("verify_mode", "forced").value)
         self.verify_min_score = float(p("verify_min_score", -5.4).value)
         self.distance_weight = float(p("distance_weight", 10.0).value)
+        self.verify_device = str(p("verify_device", "cpu").value)
+        self.verify_compute_type = str(p("verify_compute_type", "int8").value)
         self.threads = int(p("threads", 1).value)
         # porcupine
         self.access_key = str(p("access_key", "").value)
@@ -100,9 +102,10 @@ class WakeNode(StageNode):
             if self.verify:
                 verifier = WhisperVerifier(
                     require_model(self.verify_model, "Whisper model for the wake check"),
-                    self.keyword, self.verify_mode, threads=self.threads)
+                    self.keyword, self.verify_mode, threads=self.threads,
+                    device=self.verify_device, compute_type=self.verify_compute_type)
                 verifier(np.zeros(RATE, np.float32))  # warm up: first call is slow
-        except (EnrollmentError, FileNotFoundError, ValueError) as exc:
+        except (EnrollmentError, FileNotFoundError, ValueError, RuntimeError) as exc:
             raise StageError(str(exc)) from exc
         be = FewShotBackend(self.keyword, templates, emb, self.threshold, verifier,
                             self.verify_min_score, self.distance_weight, self.window_s, self.hop_s,

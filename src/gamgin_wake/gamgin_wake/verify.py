@@ -55,7 +55,8 @@ class Verdict:
 
 class WhisperVerifier:
     def __init__(self, model_dir: str | Path, keyword: str, mode: str = "forced",
-                 language: str = "zh", threads: int = 1) -> None:
+                 language: str = "zh", threads: int = 1, device: str = "cpu",
+                 compute_type: str = "int8") -> None:
         import ctranslate2
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -64,8 +65,8 @@ class WhisperVerifier:
         if mode not in ("forced", "pinyin"):
             raise ValueError(f"verify_mode {mode!r}: expected 'forced' or 'pinyin'")
         model_dir = Path(model_dir)
-        self.model = ctranslate2.models.Whisper(str(model_dir), device="cpu",
-                                                compute_type="int8", intra_threads=threads)
+        self.model = ctranslate2.models.Whisper(str(model_dir), device=device,
+                                                compute_type=compute_type, intra_threads=threads)
         tok = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer = Tokenizer(tok, multilingual=True, task="transcribe", language=language)
         self.features = FeatureExtractor(feature_size=self.model.n_mels)
