@@ -41,6 +41,7 @@ class TtsNode(StageNode):
         self.fallback_reason = ""
         self._expected_seq: dict[int, int] = {}
         self._latest_turn = 0
+        self._errors_in_turn = False
         self.health.value("engine", self.engine_name)
 
     # ------------------------------------------------------------------ lifecycle
@@ -158,8 +159,17 @@ class TtsNode(StageNode):
         self.get_logger().error(message)
         self.health.count("errors")
         self.health.value("last_error", message[:200])
+        self.health.warn(f"synthesis error (still serving): {message[:160]}")
+        self._errors_in_turn = True
 
     def _on_turn_done(self, turn: int, stats: TurnStats) -> None:
+        clean, self._errors_in_turn = not self._errors_in_turn, False
+        if clean and self.streamer is not None and self.health.level != ERROR:
+            # a turn went through: back to the steady state (OK, or WARN while falling back)
+            if self.fallback_reason:
+                self.health.warn(self.fallback_reason)
+            elif stats.segments:
+                self.health.ok(f"speaking with {self.streamer.engine.name}")
         if stats.first_audio is not None:
             first_ms = (stats.first_audio - stats.first_token) * 1e3
             self.health.value("first_audio_ms", f"{first_ms:.0f}")
