@@ -56,6 +56,7 @@ class LlmNode(StageNode):
         self.api_key_env = str(p("api_key_env", "OPENAI_API_KEY").value)
         self.connect_timeout_s = float(p("connect_timeout_s", 3.0).value)
         self.read_timeout_s = float(p("read_timeout_s", 20.0).value)
+        self.tool_choice = str(p("tool_choice", "auto").value)  # native mode: auto | required
         self.cfg = DialogueConfig(
             system_prompt=str(p("system_prompt", DEFAULT_PROMPT).value),
             max_tokens=int(p("max_tokens", 96).value),
@@ -102,7 +103,7 @@ class LlmNode(StageNode):
                     base_url=self.base_url, model=self.model_name, api_key=self.api_key,
                     api_key_env=self.api_key_env, connect_timeout_s=self.connect_timeout_s,
                     read_timeout_s=self.read_timeout_s,
-                    native_tools=self.cfg.tool_mode == "native")
+                    native_tools=self.cfg.tool_mode == "native", tool_choice=self.tool_choice)
         try:
             backend = make_backend(self.backend_name, **opts)
         except ValueError as exc:

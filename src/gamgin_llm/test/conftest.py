@@ -79,7 +79,8 @@ def free_port() -> int:
 class LlamaServer:
     """A real `python -m llama_cpp.server` with the packaged model on loopback."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen | None = None
@@ -87,7 +88,8 @@ class LlamaServer:
     def start(self) -> LlamaServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(MODEL), "--host",
-             "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2"],
+             "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2",
+             *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         import httpx2
 
@@ -117,8 +119,8 @@ def new_server(model_path):
     """Start another server (for a test that stops it); stopped at the end in any case."""
     started: list[LlamaServer] = []
 
-    def start() -> LlamaServer:
-        started.append(LlamaServer().start())
+    def start(*extra_args: str) -> LlamaServer:
+        started.append(LlamaServer(*extra_args).start())
         return started[-1]
 
     yield start

@@ -242,7 +242,8 @@ def backend(model_path):
 
 
 def _dialogue(backend, **kw) -> Dialogue:
-    cfg = DialogueConfig(temperature=0.0, **kw.pop("cfg", {}))
+    # generous turn timeout: the 2 cores are shared, and a timeout is tested elsewhere
+    cfg = DialogueConfig(temperature=0.0, turn_timeout_s=120.0, **kw.pop("cfg", {}))
     return Dialogue(backend, cfg, ConversationMemory(600, 0, backend.count_tokens),
                     log=lambda s: None, **kw)
 
@@ -286,8 +287,8 @@ def test_real_model_calls_a_tool_and_the_result_is_used(model_path):
         log: list = []
         d = _dialogue(backend, tools=_registry(log, set_param=False))
         r = d.respond("Turn on the light", "en", lambda: False, lambda p: None)
-        assert log == [{"device_id": "light", "on": True}]
-        assert r.tool_calls[0]["result"]["ok"] and r.text
+        assert log == [{"device_id": "light", "on": True}], r
+        assert r.tool_calls[0]["result"]["ok"] and r.text, r
     finally:
         backend.close()
 
@@ -334,11 +335,11 @@ def test_context_overflow_is_handled(model_path):
     try:
         out: list[str] = []
         d = Dialogue(b, DialogueConfig(n_ctx=256, max_tokens=64, max_input_chars=5000,
-                                       temperature=0.0),
+                                       temperature=0.0, turn_timeout_s=120.0),
                      ConversationMemory(100, 0, b.count_tokens), log=lambda s: None)
         t0 = time.monotonic()
         r = d.respond("Tell me about dogs. " * 200, "en", lambda: False, out.append)
         assert r.finish_reason in ("stop", "length", "error") and out
-        assert time.monotonic() - t0 < 30
+        assert time.monotonic() - t0 < 120
     finally:
         b.close()

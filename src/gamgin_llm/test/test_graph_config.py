@@ -24,7 +24,7 @@ def test_config_plugins_route_a_chinese_command_to_a_real_service(env, probe, de
         assert probe.wait_subscribed(60), node.log()
         assert wait_for(lambda: "ready" in node.log(), 60), node.log()
         probe.say(301, "把客厅的灯打开", "zh")
-        final = probe.wait_final(301, 30)
+        final = probe.wait_final(301, 90)
         assert final is not None and final.route == "intent", node.log()
         assert "客厅灯" in probe.replies[301].text
         assert wait_for(lambda: any(s.device.id == "living_room_light" and s.device.on

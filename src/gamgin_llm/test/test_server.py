@@ -59,13 +59,14 @@ def test_node_with_server_backend_then_server_stopped(env, probe, model_path, ne
     srv = new_server()  # its own server: this test stops it
     node = NodeProcess("gamgin_llm", "llm_node", "llm", env,
                        params={"backend": "openai", "base_url": srv.url, "temperature": 0.0,
-                               "tools": ["music"], "connect_timeout_s": 1.0})
+                               "tools": ["music"], "connect_timeout_s": 1.0,
+                               "turn_timeout_s": 120.0, "read_timeout_s": 60.0})
     try:
         node.start()
         assert probe.wait_subscribed(30), node.log()
         time.sleep(0.5)
         probe.say(201, "What is your name?")
-        final = probe.wait_final(201, 60)
+        final = probe.wait_final(201, 120)
         assert final is not None and final.route == "llm", node.log()
         chunks = probe.chunks(201)
         assert [c.seq for c in chunks] == list(range(len(chunks))) and len(chunks) >= 3
@@ -104,3 +105,45 @@ def test_stalled_server_times_out_and_speaks():
     for c in conns:
         c.close()
     srv.close()
+
+
+def test_native_tool_calls_stream_from_a_real_server(new_server):
+    """Native function calling: llama_cpp.server's chatml-function-calling format streams
+    tool_calls deltas; the backend assembles them into one validated-ready ToolCall."""
+    srv = new_server("--chat_format", "chatml-function-calling")
+    tools = [{"type": "function", "function": {
+        "name": "set_power", "description": "switch a device on or off",
+        "parameters": {"type": "object", "required": ["device_id", "on"],
+                       "properties": {"device_id": {"type": "string",
+                                                    "enum": ["kitchen_light", "bedroom_fan"]},
+                                      "on": {"type": "boolean"}}}}}]
+    # the 135M model never chooses a tool on its own ("auto"); force it to test the wire path
+    b = make_backend("openai", base_url=srv.url, native_tools=True,
+                     tool_choice={"type": "function", "function": {"name": "set_power"}})
+    deltas = list(b.stream([{"role": "user", "content": "Turn off the kitchen light"}],
+                           tools=tools, max_tokens=60, temperature=0.0,
+                           cancelled=lambda: False))
+    b.close()
+    calls = [c for d in deltas for c in d.tool_calls]
+    assert len(calls) == 1 and calls[0].name == "set_power" and calls[0].id
+    assert calls[0].arguments.get("device_id") in ("kitchen_light", "bedroom_fan")
+    assert isinstance(calls[0].arguments.get("on"), bool)
+
+
+def test_node_with_missing_model_still_serves(env, probe, tmp_path):
+    node = NodeProcess("gamgin_llm", "llm_node", "llm", env,
+                       params={"model_path": str(tmp_path / "missing.gguf"), "tools": ["music"]})
+    try:
+        node.start()
+        assert probe.wait_subscribed(30), node.log()
+        time.sleep(0.5)
+        probe.say(401, "Hello there")
+        final = probe.wait_final(401, 20)
+        assert final is not None and final.route == "error", node.log()
+        assert probe.replies[401].text == LINES["model"]["en"]
+        probe.say(402, "stop")
+        final = probe.wait_final(402, 10)
+        assert final is not None and final.route == "intent"
+        assert "missing.gguf" in node.log() and node.alive()
+    finally:
+        node.stop()

@@ -24,10 +24,12 @@ class OpenAIBackend:
     def __init__(self, base_url: str = "http://127.0.0.1:8080/v1", model: str = "",
                  api_key: str = "", api_key_env: str = "OPENAI_API_KEY",
                  connect_timeout_s: float = 3.0, read_timeout_s: float = 20.0,
-                 native_tools: bool = False, **_ignored: object) -> None:
+                 native_tools: bool = False, tool_choice: str | dict = "auto",
+                 **_ignored: object) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.native_tools = native_tools
+        self.tool_choice = tool_choice  # "auto", "required", or {"type": "function", ...}
         key = api_key or os.environ.get(api_key_env or "", "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         # read timeout = longest silence between two streamed lines (first token included)
@@ -46,7 +48,7 @@ class OpenAIBackend:
             body["model"] = self.model
         if tools and self.native_tools:
             body["tools"] = tools
-            body["tool_choice"] = "auto"
+            body["tool_choice"] = self.tool_choice
         calls: dict[int, dict] = {}
         try:
             with self.client.stream("POST", "/chat/completions", json=body) as resp:
@@ -95,7 +97,10 @@ class OpenAIBackend:
             acc = calls.setdefault(int(tc.get("index", 0)), {"id": "", "name": "", "args": ""})
             acc["id"] = tc.get("id") or acc["id"]
             fn = tc.get("function") or {}
-            acc["name"] += fn.get("name") or ""
+            name = fn.get("name") or ""
+            # OpenAI sends the name once; llama_cpp.server repeats it in every delta
+            if name and name != acc["name"]:
+                acc["name"] += name
             acc["args"] += fn.get("arguments") or ""
         text = d.get("content") or ""
         finish = choice.get("finish_reason") or ""
