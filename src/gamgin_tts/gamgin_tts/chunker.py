@@ -88,8 +88,8 @@ class SentenceChunker:
 
     # ------------------------------------------------------------------ internals
     def _limit(self, norm: str) -> int:
-        return self.limits["zh" if has_han(norm) else "en"] if "zh" in self.limits \
-            else min(self.limits.values())
+        lang = "zh" if has_han(norm) else "en"
+        return self.limits.get(lang) or min(self.limits.values())
 
     def _fits(self, raw: str) -> bool:
         norm = self.normalizer(raw)

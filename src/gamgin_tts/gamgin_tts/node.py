@@ -42,12 +42,14 @@ class TtsNode(StageNode):
         self._expected_seq: dict[int, int] = {}
         self._latest_turn = 0
         self._errors_in_turn = False
+        self._active = False
         self.health.value("engine", self.engine_name)
 
     # ------------------------------------------------------------------ lifecycle
     def configure_stage(self) -> None:
         engine, fallback = self._load_engines()
-        limits = dict(engine.limits)
+        # languages the engine lacks are spoken by the fallback, within its limits
+        limits = {**(fallback.limits if fallback else {}), **engine.limits}
         for lang, cap in self.max_chars.items():
             if cap > 0:  # a parameter may only tighten the engine's own limit
                 limits[lang] = min(cap, limits.get(lang, cap))
@@ -63,7 +65,14 @@ class TtsNode(StageNode):
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
 
     def activate_stage(self) -> None:
+        self._active = True
         self.health.ok(f"speaking with {self.streamer.engine.name}")
+
+    def deactivate_stage(self) -> None:
+        # inactive: stay silent (the engines stay loaded); what was being said stops
+        self._active = False
+        if self.streamer is not None and self._latest_turn:
+            self.streamer.cancel(self._latest_turn, "cancelled")
 
     def on_activate(self, state):
         result = super().on_activate(state)
@@ -110,7 +119,7 @@ class TtsNode(StageNode):
 
     # ------------------------------------------------------------------ input
     def _on_tokens(self, msg: TokenChunk) -> None:
-        if self.streamer is None:
+        if self.streamer is None or not self._active:
             return
         expected = self._expected_seq.get(msg.turn_id, 0)
         if msg.seq < expected:

@@ -199,3 +199,9 @@ def test_a_numbered_list_item_is_not_cut_after_its_number():
     assert [s.raw for s in segs] == ["Steps:\n", "1. Open the app.\n", "2. Tap the light.\n"]
     assert segs[1].text == "one, Open the app."
     assert split_text("1. 打开应用。")[0].text == "一、打开应用。"
+
+
+def test_an_engine_with_one_language_still_bounds_the_other():
+    segs = split_text("Hello there, this is a long English sentence without a stop " * 3,
+                      {"zh": 40})
+    assert max(len(s.text) for s in segs) <= 40
