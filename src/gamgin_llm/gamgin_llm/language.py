@@ -89,7 +89,7 @@ def in_language(text: str, lang: str) -> bool:
 
 
 # ---------------------------------------------------------------- speakable text
-_MARKUP = re.compile(r"[*_#`~|>\[\]]+")
+_MARKUP = re.compile(r"[*_#`~|>\[\]{}]+")  # braces: JSON fragments are not speech
 _URL = re.compile(r"https?://\S+")
 _BULLET = re.compile(r"^\s*(?:[-•*+]|\d+[.)])\s+")
 

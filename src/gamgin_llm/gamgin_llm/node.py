@@ -156,6 +156,9 @@ class LlmNode(StageNode):
             backend, self.cfg, memory, registry, handlers, retriever, self.retriever_k,
             tool_context=self.device_tools.context if self.device_tools else (lambda: ""),
             log=lambda s: self.get_logger().info(s))
+        if self.device_tools is not None:
+            # devices/state may have arrived while configuring: rebuild with all seen so far
+            self.device_tools.register(registry)
         self._load_backend()
 
         self.stage_subscription(Transcript, "transcript", self._on_transcript, qos.EVENTS)
@@ -238,7 +241,8 @@ class LlmNode(StageNode):
                 cur.cancel.set()
 
     def _on_device_state(self, msg: DeviceState) -> None:
-        if self.device_tools is not None and self.device_tools.on_state(msg):
+        if (self.device_tools is not None and self.device_tools.on_state(msg)
+                and self.dialogue is not None):
             # new device: rebuild the schemas so the model (and its grammar) can name it
             self.device_tools.register(self.dialogue.tools)
             self.health.value("devices", len(self.device_tools.devices))
