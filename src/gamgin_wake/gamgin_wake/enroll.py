@@ -2,7 +2,8 @@
 
     gamgin wake enroll --mic                      # say it 3 times when asked
     gamgin wake enroll --wav a.wav b.wav c.wav    # any rate/channels; silence is trimmed
-    gamgin wake enroll --default                  # synthesized 金坚 (what setup runs)
+    gamgin wake enroll --default                  # synthesized 金坚
+    gamgin wake enroll --default --if-missing     # what setup runs: keeps an owner's enrollment
 
 Templates go to <data_dir>/wake/<keyword>/ (data_dir: $GAMGIN_DATA, else <workspace>/data);
 a running wake node picks them up on its next configure (restart it, or lifecycle
@@ -19,7 +20,7 @@ import numpy as np
 
 from gamgin_wake import synth
 from gamgin_wake.embedding import RATE
-from gamgin_wake.templates import EnrollmentError, prepare_take, save_templates
+from gamgin_wake.templates import EnrollmentError, keyword_dir, prepare_take, save_templates
 
 
 def synthesized_takes(keyword: str = synth.WAKE_WORD) -> list[np.ndarray]:
@@ -87,9 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.5, help="--mic: length of each take")
     ap.add_argument("--device", default="", help="--mic: input device (sounddevice)")
     ap.add_argument("--data-dir", default="", help="instead of $GAMGIN_DATA / <workspace>/data")
+    ap.add_argument("--if-missing", action="store_true",
+                    help="do nothing if the keyword is already enrolled (setup: keep the owner's)")
     args = ap.parse_args(argv)
     root = Path(args.data_dir) if args.data_dir else None
     try:
+        folder = keyword_dir(args.keyword, root)
+        if args.if_missing and any(folder.glob("*.wav")):
+            print(f"{args.keyword!r} already enrolled in {folder}; left as is")
+            return 0
         if args.default:
             takes, source = synthesized_takes(args.keyword), "espeak-ng cmn-latn-pinyin"
         elif args.wav:

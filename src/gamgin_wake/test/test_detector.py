@@ -77,6 +77,10 @@ def test_enroll_cli_from_wav_files_then_detects(models, tmp_path, capsys):
     data = tmp_path / "data"
     assert enroll.main(["--wav", *paths, "--data-dir", str(data)]) == 0
     assert "enrolled '金坚': 3 takes" in capsys.readouterr().out
+    # setup's call must not overwrite the owner's takes
+    assert enroll.main(["--default", "--if-missing", "--data-dir", str(data)]) == 0
+    assert "already enrolled" in capsys.readouterr().out
+    assert len(list((data / "wake" / "金坚").glob("*.wav"))) == 3
     from gamgin_wake.templates import load_templates
 
     templates = load_templates("金坚", root=data)
