@@ -46,15 +46,20 @@ class KnowledgeRetriever:
                  embedding_model: str = "", builtin_jokes: bool = True,
                  min_coverage: float = 0.5, min_cosine: float = 0.5,
                  extractive_langs: list[str] | tuple[str, ...] = ("zh", "en"),
-                 seed: int | None = None) -> None:
+                 dense_weight_zh: float = 0.0, seed: int | None = None) -> None:
         self.kb = shared_base(index_dir, embedder, embedding_model)
+        # 0 for the English-only MiniLM (bench-kb); a multilingual embedder deserves 1.0
+        self.kb.dense_weight["zh"] = dense_weight_zh
         self.min_coverage = min_coverage
         self.min_cosine = min_cosine
         self.extractive_langs = set(extractive_langs)
         self._rng = random.Random(seed)
         self._recent: deque[str] = deque(maxlen=8)  # jokes not to repeat soon
         if builtin_jokes:
-            self.kb.add([], builtin=JOKE_FILES)  # a no-op once they are in (content hash)
+            try:
+                self.kb.add([], builtin=JOKE_FILES)  # a no-op once they are in (content hash)
+            except OSError as exc:  # a read-only index still answers from what it has
+                print(f"[gamgin_knowledge] built-in jokes not added: {exc}")
         self.kb.generation()  # load the model and index now, not on the first question
 
     # ------------------------------------------------------------------ search
