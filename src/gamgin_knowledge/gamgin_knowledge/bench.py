@@ -114,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=60, help="per language (sampled)")
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--embedding-model", default="")
+    ap.add_argument("--sweep", action="store_true",
+                    help="also try RRF dense weights for Chinese queries")
     ap.add_argument("--out", default="", help="JSON path (default results/bench-kb.json)")
     args = ap.parse_args(argv)
 
     import psutil
 
     from gamgin_knowledge.backends import make_embedder
-    from gamgin_knowledge.core import KnowledgeBase
+    from gamgin_knowledge.core import RRF_K, KnowledgeBase
     from gamgin_knowledge.retriever import KnowledgeRetriever
 
     proc = psutil.Process()
@@ -149,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
                                embedding_model=args.embedding_model, builtin_jokes=False)
         r.kb = kb  # same model and index; no second copy
         kb.search("warm up", 3)
+        sweep = []
+        if args.sweep:  # RRF weight of dense ranks for Chinese queries
+            zh = [q for q in sample if q["lang"] == "zh"]
+            keep = kb.dense_weight.get("zh", 0.0)
+            for w in (0.0, 0.1, 0.25, 0.5, 1.0):
+                kb.dense_weight["zh"] = w
+                ranks = [next((i + 1 for i, p in enumerate(kb.search(q["q"], k=10))
+                               if q["a"] in p.text), None) for q in zh]
+                sweep.append({"dense_weight_zh": w,
+                              "hit@3": sum(1 for r_ in ranks if r_ and r_ <= 3) / len(zh),
+                              "mrr": sum(1 / r_ for r_ in ranks if r_) / len(zh)})
+            kb.dense_weight["zh"] = keep
         rows = []
         for mode in ("dense", "bm25", "hybrid"):
             for lang in ("zh", "en"):
@@ -186,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                    "mb_per_s": nbytes / 1e6 / ingest_s, "chunks_per_s": chunks / ingest_s,
                    "reingest_unchanged_s": reingest_s,
                    "reingest_unchanged": again.count("unchanged")},
+        "dense_weight": dict(kb.dense_weight), "zh_dense_weight_sweep": sweep,
         "retrieval": rows, "extractive": answers, "cpu_count": os.cpu_count(),
         "load_avg": os.getloadavg()[0],
     }
@@ -200,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"{row['mode']:7s} {row['lang']:4s} {row['questions']:4d} {row['hit@3']:6.2f} "
               f"{row['mrr']:6.2f} {row['p50_ms']:7.1f} {row['p95_ms']:7.1f}")
+    print(f"hybrid = RRF(k={RRF_K}) of BM25 and dense ranks, dense weight per language "
+          f"{kb.dense_weight}")
+    for sw in sweep:
+        print(f"  zh dense weight {sw['dense_weight_zh']:4.2f}: hit@3 {sw['hit@3']:.2f} "
+              f"MRR {sw['mrr']:.2f}")
     print(f"{'extractive answer':18s} {'n':>4s} {'answered':>8s} {'correct':>8s} {'p50 ms':>7s}")
     for a in answers:
         print(f"{a['lang']:18s} {a['questions']:4d} {a['answered']:8.2f} {a['correct']:8.2f} "

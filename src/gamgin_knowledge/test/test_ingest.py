@@ -134,3 +134,16 @@ def test_killed_ingest_process_never_corrupts_the_index(tmp_path, embedder):
     assert report.count("added") == 1, time.monotonic() - t0
     assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]
     assert len([p for p in root.iterdir() if p.name.startswith("gen-")]) == 1
+
+
+def test_size_limit_and_unsupported_named_file(tmp_path, embedder):
+    big = tmp_path / "big.txt"
+    big.write_text("这是一句很长的话。" * 200_000, encoding="utf-8")  # ~5.4 MB
+    odd = tmp_path / "photo.jpg"
+    odd.write_bytes(b"\xff\xd8\xff")
+    kb = KnowledgeBase(tmp_path / "idx", embedder=embedder, limits=Limits(max_file_mb=1))
+    report = kb.add([big, odd])
+    reasons = {Path(f.path).name: f.reason for f in report.files}
+    assert "too big" in reasons["big.txt"] and "max_file_mb" in reasons["big.txt"]
+    assert "unsupported type .jpg" in reasons["photo.jpg"]
+    assert kb.store.current_name() is None  # nothing usable: no index written
