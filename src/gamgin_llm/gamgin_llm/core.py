@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from gamgin_llm import language as lang_mod
 from gamgin_llm.chat import BackendError, ChatBackend, Message, ToolCall
-from gamgin_llm.language import SpeakableFilter, in_language, line
+from gamgin_llm.language import SpeakableFilter, in_language, line, sentences
 from gamgin_llm.memory import ConversationMemory
 from gamgin_llm.router import FastAnswer, FastPath, Passage, Retriever
 from gamgin_llm.tools import ToolRegistry, looks_like_tool_call, parse_tool_call, result_message
@@ -67,7 +67,7 @@ class ReplyGate:
     """
 
     def __init__(self, lang: str, check_language: bool, judge_chars: int,
-                 allow_tools: bool) -> None:
+                 allow_tools: bool, said_before: list[str] | None = None) -> None:
         self.lang, self.check_language = lang, check_language
         self.judge_chars, self.allow_tools = judge_chars, allow_tools
         self.state = "judging"  # -> speaking | tool | rejected | looped
@@ -75,7 +75,10 @@ class ReplyGate:
         self.reject_reason = ""
         self._emitted = 0  # raw[:_emitted] has been passed on
         self._sent_start = 0  # where the current sentence starts in raw
-        self._seen: list[str] = []  # normalized earlier sentences
+        # normalized earlier sentences; long ones from recent replies count too: a small
+        # model parrots its last answer ("I'm glad you're happy...") turn after turn
+        self._seen: list[str] = [s for r in said_before or [] for s in map(_norm, sentences(r))
+                                 if len(s.split()) >= 4 or len(s) >= 12]
         self._filter = SpeakableFilter()
         self.spoken = ""
 
@@ -252,7 +255,8 @@ class Dialogue:
 
         for step in range(self.config.max_tool_steps + 1):
             gate = ReplyGate(lang, self.config.language_check, self.config.judge_chars,
-                             allow_tools=use_tools and not native)
+                             allow_tools=use_tools and not native,
+                             said_before=self.memory.recent_replies(3))
             native_calls: list[ToolCall] = []
             finish = "stop"
             try:
@@ -299,7 +303,7 @@ class Dialogue:
                 continue
             if gate.state == "tool" and not call_list:
                 gate.reject_reason = "degenerate"  # JSON that is not a valid call
-            if (gate.state == "rejected" or gate.state == "tool") and not spoken:
+            if gate.state in ("rejected", "tool", "looped") and not spoken:
                 reason = gate.reject_reason or "degenerate"
                 if calls:  # the action happened; confirm it plainly instead
                     say(self._confirm(calls[-1]["result"], lang))

@@ -62,6 +62,10 @@ class ConversationMemory:
             self.resets += 1
             return n
 
+    def recent_replies(self, n: int) -> list[str]:
+        with self._lock:
+            return [a for _, a, _ in list(self._turns)[-n:]]
+
     def messages(self, budget: int | None = None) -> list[Message]:
         """Newest exchanges that fit ``budget`` tokens, in chronological order."""
         with self._lock:

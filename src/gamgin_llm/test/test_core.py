@@ -80,6 +80,15 @@ def test_gate_streams_after_judging_and_cuts_a_loop():
     assert g.state == "looped"
 
 
+def test_gate_does_not_parrot_a_recent_reply():
+    g = ReplyGate("en", True, 12, False, said_before=["I'm glad you're happy. Woof!"])
+    out = "".join(g.push(p) for p in ["I'm", " glad", " you're", " happy", "."])
+    assert out == "" and g.state == "looped"
+    g = ReplyGate("en", True, 12, False, said_before=["Woof!"])  # short ones may repeat
+    out = "".join(g.push(p) for p in ["Woof", "!", " Hello", " there", "."]) + g.finish()
+    assert out == "Woof! Hello there."
+
+
 def test_gate_rejects_wrong_language_before_speaking():
     g = ReplyGate("zh", True, 12, False)
     assert g.push("I'm Jin") == "" and g.push("jian, a dog.") == ""
