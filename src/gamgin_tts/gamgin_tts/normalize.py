@@ -28,10 +28,6 @@ def is_han(ch: str) -> bool:
     return any(lo <= o <= hi for lo, hi in _HAN_RANGES)
 
 
-def is_latin_letter(ch: str) -> bool:
-    return ch.isalpha() and (ch.isascii() or "LATIN" in unicodedata.name(ch, ""))
-
-
 def has_han(text: str) -> bool:
     return any(is_han(c) for c in text)
 
