@@ -276,7 +276,7 @@ def timeline_png(turn: dict, path: Path) -> None:
              ("to playback start", tr["first_audio"], tr["playback_start"]),
              ("robot speaking", tr["playback_start"], tr["end"])]
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    for i, (label, a, b) in enumerate(spans):
+    for i, (_label, a, b) in enumerate(spans):
         if a and b and b >= a:
             ax.barh(i, (b - a) / 1e6, left=(a - ref) / 1e6, color=f"C{i}")
             ax.text((b - ref) / 1e6 + 20, i, f"{(b - a) / 1e6:.0f} ms", va="center", fontsize=8)
