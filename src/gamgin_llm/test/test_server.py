@@ -147,3 +147,18 @@ def test_node_with_missing_model_still_serves(env, probe, tmp_path):
         assert "missing.gguf" in node.log() and node.alive()
     finally:
         node.stop()
+
+
+def test_context_overflow_from_a_real_server_is_named(llama_server):
+    b = make_backend("openai", base_url=llama_server.url)
+    with pytest.raises(BackendError) as err:
+        list(b.stream([{"role": "user", "content": "dogs and cats " * 3000}], tools=None,
+                      max_tokens=8, temperature=0.0, cancelled=lambda: False))
+    b.close()
+    assert err.value.kind == "overflow", err.value
+    d = Dialogue(make_backend("openai", base_url=llama_server.url),
+                 DialogueConfig(n_ctx=8192, max_input_chars=50000),
+                 ConversationMemory(100, 0, len), log=lambda s: None)
+    out: list[str] = []
+    r = d.respond("dogs and cats " * 3000, "en", lambda: False, out.append)
+    assert r.route == "error" and out == [LINES["overflow"]["en"]]

@@ -50,6 +50,7 @@ class OpenAIBackend:
             body["tools"] = tools
             body["tool_choice"] = self.tool_choice
         calls: dict[int, dict] = {}
+        events = 0
         try:
             with self.client.stream("POST", "/chat/completions", json=body) as resp:
                 if resp.status_code >= 400:
@@ -61,6 +62,7 @@ class OpenAIBackend:
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
+                    events += 1
                     if data == "[DONE]":
                         break
                     delta = self._parse(data, calls)
@@ -74,6 +76,11 @@ class OpenAIBackend:
         except (httpx.TransportError, httpx.StreamError) as exc:
             raise BackendError("unreachable", f"connection to {self.base_url} failed: "
                                               f"{type(exc).__name__}: {exc}") from exc
+        if events == 0 and not cancelled():
+            # llama_cpp.server answers 200 and then closes an empty stream when the prompt
+            # exceeds its context (the reason is only in its log)
+            raise BackendError("overflow", f"{self.base_url} ended the stream without data "
+                                           "(prompt longer than the server's context?)")
         if calls:
             yield Delta(tool_calls=[self._tool_call(c) for _, c in sorted(calls.items())],
                         finish_reason="tool_calls")
