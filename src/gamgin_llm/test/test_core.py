@@ -342,6 +342,11 @@ def test_context_overflow_is_handled(model_path):
     b = make_backend("llama_cpp", model_path=model_path, n_ctx=256)
     b.load()
     try:
+        with pytest.raises(BackendError) as err:
+            list(b.stream([{"role": "user", "content": "dogs " * 400}], tools=None,
+                          max_tokens=8, temperature=0.0, cancelled=lambda: False))
+        assert err.value.kind == "overflow"
+        # the dialogue cuts the transcript to fit instead of failing
         out: list[str] = []
         d = Dialogue(b, DialogueConfig(n_ctx=256, max_tokens=64, max_input_chars=5000,
                                        temperature=0.0, turn_timeout_s=120.0),
