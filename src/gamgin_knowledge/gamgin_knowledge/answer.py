@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from gamgin_knowledge.chunking import _cjk_edge, split_paragraphs, split_sentences
-from gamgin_knowledge.text import count_tokens, lexical_tokens
+from gamgin_knowledge.text import CJK, count_tokens, lexical_tokens
 
 # Words a question uses that the document says differently (过期 vs 有效期). Small on
 # purpose: this carries the common "when does X expire / what is my X" questions.
@@ -29,6 +29,9 @@ _HOW_MANY = re.compile(r"多少|几个|几位|几点|号码|\bhow (?:many|much|o
 _DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}|\d{4}[-/.]\d{1,2}|\b(?:jan|feb|mar|apr|"
                    r"may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
 _NUMBER = re.compile(r"\d")
+_WHERE = re.compile(r"哪里|哪儿|在哪|什么地方|位置|\bwhere\b|\baddress\b|\blive\b", re.I)
+_PLACE = re.compile(r"放在|放到|位于|住在|存放|在.{1,12}(?:里|上|下|旁|边)|\blives? at\b|"
+                    r"\blocated\b|\b(?:street|road|avenue|lane|drive)\b|\bat \d+", re.I)
 JOKE = re.compile(r"笑话|段子|逗我|讲个好玩|搞笑|\bjokes?\b|make me laugh|something funny|"
                   r"\bfunny\b", re.I)
 
@@ -55,7 +58,10 @@ def coverage(query: str, text: str, idf: Callable[[str], float] | None = None,
     key, key_w, key_hit = None, -1.0, False
     for t in base:
         w = weight(t)
-        hit = t in have or t in low or any(e in low for e in EXPAND.get(t, []))
+        # substrings only for Chinese (jieba may cut 钥匙盒 whole); "time" is not in "sometimes"
+        cjk = CJK.search(t) is not None
+        hit = t in have or (cjk and t in low) or any(
+            (e in low) if CJK.search(e) else (e in have) for e in EXPAND.get(t, []))
         total += w
         got += w if hit else 0.0
         if w > key_w:
@@ -66,6 +72,15 @@ def coverage(query: str, text: str, idf: Callable[[str], float] | None = None,
 
 
 def answer_type_bonus(query: str, sentence: str) -> float:
+    # "我的护照" is the owner's own: prefer 我的 sentences over 妈妈的 ones (我 is a stop word)
+    mine = 0.15 if ("我的" in query and "我的" in sentence) or (
+        re.search(r"\bmy\b", query, re.I) and re.search(r"\bmy\b", sentence, re.I)) else 0.0
+    return mine + _type_bonus(query, sentence)
+
+
+def _type_bonus(query: str, sentence: str) -> float:
+    if _WHERE.search(query):
+        return 0.3 if _PLACE.search(sentence) else 0.0
     if _WHEN.search(query):
         return 0.3 if _DATE.search(sentence) else 0.0
     if _HOW_MANY.search(query):

@@ -64,9 +64,12 @@ def make_collection(root: Path, n_zh: int, n_en: int, seed: int = 1) -> list[dic
                 paras.append(f"{owner}的{item}号码是{num}。{owner}的{item}有效期至{date}，"
                              f"到期前要提前三个月去办理。{owner}的{item}平时放在{place}里。")
                 questions += [
-                    {"lang": "zh", "q": f"{owner}的{item}什么时候过期？", "a": date},
-                    {"lang": "zh", "q": f"{owner}的{item}号码是多少？", "a": num},
-                    {"lang": "zh", "q": f"{owner}的{item}放在哪里了？", "a": place}]
+                    {"lang": "zh", "a": date, "q": rng.choice([
+                        f"{owner}的{item}什么时候过期？", f"{owner}的{item}哪天到期？"])},
+                    {"lang": "zh", "a": num, "q": rng.choice([
+                        f"{owner}的{item}号码是多少？", f"{owner}的{item}号是什么？"])},
+                    {"lang": "zh", "a": place, "q": rng.choice([
+                        f"{owner}的{item}放在哪里了？", f"{owner}的{item}在哪儿？"])}]
             paras.append(rng.choice(ZH_FILLER))
             rng.shuffle(paras)
             pages.append("\n\n".join(paras))
@@ -82,10 +85,14 @@ def make_collection(root: Path, n_zh: int, n_en: int, seed: int = 1) -> list[dic
             paras.append(f"{name} can be reached on {phone}. {name} lives at {addr}, "
                          f"near the bakery. {name} was born on {bday}, so send a card a week "
                          f"before.")
+            # half the questions are paraphrases that share few words with the text
             questions += [
-                {"lang": "en", "q": f"What is {name}'s phone number?", "a": phone},
-                {"lang": "en", "q": f"Where does {name} live?", "a": addr},
-                {"lang": "en", "q": f"When is {name}'s birthday?", "a": bday}]
+                {"lang": "en", "a": phone, "q": rng.choice([
+                    f"What is {name}'s phone number?", f"How do I call {name}?"])},
+                {"lang": "en", "a": addr, "q": rng.choice([
+                    f"Where does {name} live?", f"What is {name}'s home address?"])},
+                {"lang": "en", "a": bday, "q": rng.choice([
+                    f"When is {name}'s birthday?", f"What day was {name} born?"])}]
         paras.append(rng.choice(EN_FILLER))
         rng.shuffle(paras)
         suffix = ".md" if d % 2 else ".txt"

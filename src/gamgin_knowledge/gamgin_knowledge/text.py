@@ -20,7 +20,7 @@ s t don say says said mention mentions mentioned written write wrote document fi
 STOP_ZH = set("""的 了 是 我 你 他 她 它 们 吗 呢 吧 啊 呀 在 有 和 与 及 或 就 都 也 还 很 这 那
 个 一 一下 什么 怎么 怎样 多少 几 哪 哪里 哪儿 谁 请 告诉 给 说 讲 知道 要 会 能 可以 我的 你的
 时候 什么时候 吗？ ？ ， 。 ！ 、 ： ； 里 里面 上面 写 写着 写了 提到 讲了 说了 内容 关于
-一些 哪些""".split())
+一些 哪些 哪天 哪儿 在哪 在哪儿 哪个 什么样 是不是 有没有 天""".split())
 
 
 def detect_lang(text: str) -> str:
