@@ -1,4 +1,4 @@
-"""ros2 launch gamgin bringup.launch.py [no_audio:=true] [lan:=true]
+"""ros2 launch gamgin bringup.launch.py [no_audio:=true] [profile:=small-robot|gpu]
 
 Starts the gamgin graph on a machine with ROS 2 installed. The node list comes from
 config/graph.yaml through gamgin.graph -- the same description `gamgin up` runs -- so
@@ -7,32 +7,22 @@ this file holds no node of its own.
 
 import os
 
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from gamgin.graph import default_config_dir, load_graph
-from launch import LaunchDescription
 
 
-def generate_launch_description() -> LaunchDescription:
+def graph_nodes(context, *args, **kwargs) -> list:
+    """The nodes, built once the launch arguments are known (profile picks a params file)."""
     config_dir = default_config_dir()
-    graph = load_graph(config_dir / "graph.yaml")
-    home = os.environ.get("GAMGIN_HOME", str(config_dir.resolve().parent))
-    actions = [
-        DeclareLaunchArgument("no_audio", default_value="false",
-                              description="start all but the microphone and speaker nodes"),
-        # Closed by default (same rule as `gamgin up`): only this host sees the graph,
-        # unless the user already chose a discovery range.
-        SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
-                               os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")),
-        SetEnvironmentVariable("GAMGIN_HOME", home),
-        SetEnvironmentVariable("GAMGIN_MODELS", os.environ.get("GAMGIN_MODELS", f"{home}/models")),
-        SetEnvironmentVariable("GAMGIN_DATA", os.environ.get("GAMGIN_DATA", f"{home}/data")),
-    ]
-    for node in graph.nodes:
-        actions.append(Node(
+    profile = LaunchConfiguration("profile").perform(context)
+    graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile or None)
+    return [
+        Node(
             package=node.package,
             executable=node.executable,
             name=node.name,
@@ -42,5 +32,26 @@ def generate_launch_description() -> LaunchDescription:
             respawn_delay=1.0,
             output="screen",
             condition=UnlessCondition(LaunchConfiguration("no_audio")) if node.audio else None,
-        ))
+        )
+        for node in graph.nodes
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    config_dir = default_config_dir()
+    home = os.environ.get("GAMGIN_HOME", str(config_dir.resolve().parent))
+    actions = [
+        DeclareLaunchArgument("no_audio", default_value="false",
+                              description="start all but the microphone and speaker nodes"),
+        DeclareLaunchArgument("profile", default_value="",
+                              description="config/profiles/<profile>.yaml: small-robot, gpu"),
+        # Closed by default (same rule as `gamgin up`): only this host sees the graph,
+        # unless the user already chose a discovery range.
+        SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
+                               os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")),
+        SetEnvironmentVariable("GAMGIN_HOME", home),
+        SetEnvironmentVariable("GAMGIN_MODELS", os.environ.get("GAMGIN_MODELS", f"{home}/models")),
+        SetEnvironmentVariable("GAMGIN_DATA", os.environ.get("GAMGIN_DATA", f"{home}/data")),
+    ]
+    actions.append(OpaqueFunction(function=graph_nodes))
     return LaunchDescription(actions)

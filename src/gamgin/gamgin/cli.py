@@ -69,7 +69,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from gamgin.supervisor import Supervisor
 
     config_dir = Path(args.config) if args.config else default_config_dir()
-    graph = load_graph(config_dir / "graph.yaml")
+    graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, args.profile)
     split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
     exclude = (split(args.exclude) or set()) | ({"foxglove_bridge"} if args.no_bridge else set())
     exclude &= {n.name for n in graph.nodes}
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--exclude", help="comma-separated node names to leave out")
     up.add_argument("--lan", action="store_true",
                     help="let other hosts on the network see the graph (default: this host only)")
+    up.add_argument("--profile", help="config/profiles/<NAME>.yaml on top: small-robot, gpu")
     up.add_argument("--no-bridge", action="store_true", help="do not start the Foxglove bridge")
     up.add_argument("--bridge-host", help="Foxglove bridge address (default 127.0.0.1)")
     up.add_argument("--bridge-port", help="Foxglove bridge port (default 8765)")

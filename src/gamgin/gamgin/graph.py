@@ -44,6 +44,19 @@ class Graph:
     namespace: str
     nodes: tuple[GraphNode, ...] = field(default_factory=tuple)
 
+    def with_profile(self, config_dir: Path, profile: str | None) -> Graph:
+        """Every node also reads config/profiles/<profile>.yaml, after its own params file
+        (ROS applies params files in order: the profile wins)."""
+        if not profile:
+            return self
+        rel = f"profiles/{profile}.yaml"
+        if not (config_dir / rel).is_file():
+            known = sorted(p.stem for p in (config_dir / "profiles").glob("*.yaml"))
+            raise GraphError(f"no profile {profile!r} in {config_dir / 'profiles'}; known: {known}")
+        return Graph(self.namespace, tuple(
+            GraphNode(n.name, n.package, n.executable, (*n.params, rel), n.audio, n.respawn,
+                      n.description) for n in self.nodes))
+
     def select(self, no_audio: bool = False, only: set[str] | None = None,
                exclude: set[str] | None = None) -> list[GraphNode]:
         names = {n.name for n in self.nodes}

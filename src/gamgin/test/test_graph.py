@@ -50,3 +50,27 @@ def test_selecting_an_unknown_node_is_an_error():
     graph = load_graph(ROOT / "config" / "graph.yaml")
     with pytest.raises(GraphError, match="unknown node 'nope'"):
         graph.select(only={"nope"})
+
+
+@pytest.mark.parametrize("profile", ["small-robot", "gpu"])
+def test_profiles_only_set_parameters_the_nodes_declare(profile):
+    """A typo in a profile would be silently ignored by ROS: check every key exists in the
+    node's own params file."""
+    import yaml
+
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    overlay = yaml.safe_load((ROOT / "config" / "profiles" / f"{profile}.yaml").read_text())
+    for fqn, body in overlay.items():
+        name = fqn.rsplit("/", 1)[-1]
+        node = next(n for n in graph.nodes if n.name == name)
+        own = {}
+        for f in node.param_files(ROOT / "config"):
+            own.update(yaml.safe_load(f.read_text()).get(fqn, {}).get("ros__parameters", {}))
+        unknown = set(body["ros__parameters"]) - set(own)
+        assert not unknown, f"{profile}: {fqn} has no parameters {sorted(unknown)}"
+
+
+def test_unknown_profile_is_refused_with_the_known_ones():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    with pytest.raises(GraphError, match=r"no profile 'tiny'.*small-robot"):
+        graph.with_profile(ROOT / "config", "tiny")

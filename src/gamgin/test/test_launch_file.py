@@ -26,15 +26,21 @@ def _stand_ins() -> dict[str, types.ModuleType]:
         "launch", "launch.actions", "launch.conditions", "launch.substitutions",
         "launch_ros", "launch_ros.actions")}
     mods["launch"].LaunchDescription = lambda actions: list(actions)
-    for cls in ("DeclareLaunchArgument", "SetEnvironmentVariable"):
+    for cls in ("DeclareLaunchArgument", "SetEnvironmentVariable", "OpaqueFunction"):
         setattr(mods["launch.actions"], cls, type(cls, (Recorded,), {}))
     mods["launch.conditions"].UnlessCondition = type("UnlessCondition", (Recorded,), {})
-    mods["launch.substitutions"].LaunchConfiguration = type("LaunchConfiguration", (Recorded,), {})
+
+    class LaunchConfiguration(Recorded):
+        def perform(self, context: dict) -> str:  # what launch does with the CLI arguments
+            return context.get(self.args[0], "")
+
+    mods["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     mods["launch_ros.actions"].Node = type("Node", (Recorded,), {})
     return mods
 
 
-def test_launch_file_declares_the_same_graph_as_gamgin_up(monkeypatch):
+def launch(monkeypatch, **arguments) -> tuple[list, list]:
+    """Run the launch file; return (top-level actions, nodes) for these launch arguments."""
     for name, mod in _stand_ins().items():
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setenv("GAMGIN_CONFIG", str(ROOT / "config"))
@@ -43,8 +49,15 @@ def test_launch_file_declares_the_same_graph_as_gamgin_up(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     actions = module.generate_launch_description()
+    nodes = []
+    for a in actions:
+        if type(a).__name__ == "OpaqueFunction":
+            nodes += a.kwargs["function"](dict(arguments))
+    return actions, nodes
 
-    nodes = [a for a in actions if type(a).__name__ == "Node"]
+
+def test_launch_file_declares_the_same_graph_as_gamgin_up(monkeypatch):
+    actions, nodes = launch(monkeypatch)
     graph = load_graph(ROOT / "config" / "graph.yaml")
     assert [n.kwargs["name"] for n in nodes] == [g.name for g in graph.nodes]
     for launched, node in zip(nodes, graph.nodes, strict=True):
@@ -57,3 +70,11 @@ def test_launch_file_declares_the_same_graph_as_gamgin_up(monkeypatch):
 
     env = {a.args[0]: a.args[1] for a in actions if type(a).__name__ == "SetEnvironmentVariable"}
     assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"  # closed by default
+
+
+def test_a_profile_adds_its_params_file_after_each_nodes_own(monkeypatch):
+    _, nodes = launch(monkeypatch, profile="gpu")
+    graph = load_graph(ROOT / "config" / "graph.yaml").with_profile(ROOT / "config", "gpu")
+    assert [n.kwargs["parameters"] for n in nodes] == [
+        [str(p) for p in g.param_files(ROOT / "config")] for g in graph.nodes]
+    assert all(n.kwargs["parameters"][-1].endswith("profiles/gpu.yaml") for n in nodes)
