@@ -74,6 +74,13 @@ class SttNode(StageNode):
             turn_id_start=int(p("turn_id_start", 1).value),
         )
         self.warmup = bool(p("warmup", True).value)
+        # Always-on listening must not transcribe the robot's own voice: while the speaker
+        # plays (audio/playback SPEAKING) and a short tail after, mic audio reaches the VAD
+        # as silence. In wake mode the wake node gates instead (a barge-in wake is wanted).
+        self.self_voice_gate = bool(p("self_voice_gate", True).value)
+        self.self_voice_tail_s = float(p("self_voice_tail_s", 0.3).value)
+        self._speaking_since = 0.0
+        self._gate_until = 0.0
         self.core: Transcriber | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
@@ -121,6 +128,7 @@ class SttNode(StageNode):
         self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO)
         self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+        self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
 
     def activate_stage(self) -> None:
         self._running = True
@@ -160,8 +168,26 @@ class SttNode(StageNode):
                 self._resamplers = {fmt.sample_rate: audio.Resampler(fmt.sample_rate, SAMPLE_RATE)}
             samples = self._resamplers[fmt.sample_rate](samples)
         stamp = _ns(msg.header.stamp) or received - len(samples) * 1_000_000_000 // SAMPLE_RATE
+        if self._gated():
+            samples = np.zeros_like(samples)  # keep the timeline, hear nothing
+            self.health.count("self_voice_gated_chunks")
         if len(samples):
             self._queue.put(("audio", samples, stamp, received))
+
+    def _on_playback(self, msg: TurnState) -> None:
+        if msg.state == TurnState.SPEAKING:
+            self._speaking_since = time.monotonic()
+        else:  # finished or flushed: the room still rings for a moment
+            self._speaking_since = 0.0
+            self._gate_until = time.monotonic() + self.self_voice_tail_s
+
+    def _gated(self) -> bool:
+        if not self.self_voice_gate or self.stt_cfg.mode != "always_on":
+            return False
+        now = time.monotonic()
+        # a SPEAKING without its IDLE (lost, speaker crashed) must not leave the robot deaf
+        speaking = bool(self._speaking_since) and now - self._speaking_since < 300.0
+        return speaking or now < self._gate_until
 
     def _on_wake(self, msg: WakeEvent) -> None:
         start = _ns(msg.word_end) or _ns(msg.header.stamp) or time.time_ns()
