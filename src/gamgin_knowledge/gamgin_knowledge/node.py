@@ -4,7 +4,11 @@ Drop a PDF/TXT/Markdown file into a watched folder (default ``data/documents``) 
 next question can use it: the node ingests it into the shared on-disk index, and the
 dialogue node's retriever reloads the index when it changes. ``knowledge/rescan``
 (std_srvs/Trigger) forces a pass; each pass's report is published on ``knowledge/report``
-(std_msgs/String, JSON, latched).
+(std_msgs/String, JSON, latched). ``knowledge/add`` (KnowledgeAdd) ingests or forgets named
+files/folders, ``knowledge/search`` (KnowledgeSearch) answers from the index.
+
+The services run in a reentrant callback group on a 3-thread executor: a long ingest holds
+one thread while searches, rescans and /diagnostics keep being served.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ import json
 import threading
 from pathlib import Path
 
+from rclpy.callback_groups import ReentrantCallbackGroup
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos
 from gamgin_common.paths import data_dir
 from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_interfaces.msg import Passage as PassageMsg
+from gamgin_interfaces.srv import KnowledgeAdd, KnowledgeSearch
 from gamgin_knowledge.chunking import SentenceChunker
 from gamgin_knowledge.core import JOKE_FILES, IngestReport, KnowledgeBase
 from gamgin_knowledge.ingest import Limits
@@ -40,7 +47,9 @@ class KnowledgeNode(StageNode):
         self.overlap_tokens = int(p("overlap_tokens", 32).value)
         self.max_file_mb = float(p("max_file_mb", 50.0).value)
         self.max_pdf_pages = int(p("max_pdf_pages", 500).value)
+        self.search_k = int(p("search_k", 3).value)
         self.kb: KnowledgeBase | None = None
+        self.retriever = None
         self.folders: list[Path] = []
         self._seen: dict[str, tuple[int, int]] = {}
         self._busy = threading.Lock()
@@ -68,7 +77,15 @@ class KnowledgeNode(StageNode):
         self.health.value("watching", ",".join(map(str, self.folders)) or "none")
         self.health.value("embedder", embedder.name)
         self.report_pub = self.stage_publisher(String, "knowledge/report", qos.STATE)
-        self.stage_service(Trigger, "knowledge/rescan", self._on_rescan)
+        from gamgin_knowledge.retriever import KnowledgeRetriever
+
+        # same base as the ingest side: one model and one in-memory index in this process
+        self.retriever = KnowledgeRetriever(kb=self.kb, builtin_jokes=False)
+        group = ReentrantCallbackGroup()  # an ingest must not hold up search or rescan
+        self.stage_service(Trigger, "knowledge/rescan", self._on_rescan, callback_group=group)
+        self.stage_service(KnowledgeAdd, "knowledge/add", self._on_add, callback_group=group)
+        self.stage_service(KnowledgeSearch, "knowledge/search", self._on_search,
+                           callback_group=group)
         self._count()
 
     def activate_stage(self) -> None:
@@ -83,6 +100,7 @@ class KnowledgeNode(StageNode):
 
     def cleanup_stage(self) -> None:
         self.kb = None
+        self.retriever = None
 
     # ------------------------------------------------------------------ scanning
     def _tick(self) -> None:
@@ -153,8 +171,70 @@ class KnowledgeNode(StageNode):
         return response
 
 
+    def _on_add(self, request: KnowledgeAdd.Request, response: KnowledgeAdd.Response):
+        """Ingest (or forget) the named files and folders. Bad files are skipped with their
+        reason in ``report_json``; ``success`` is true when the batch ran."""
+        kb = self.kb
+        paths = [self._resolve(x) for x in request.paths if x.strip()]
+        if kb is None or not paths:
+            response.success = False
+            response.summary = ("the knowledge node is not configured (see /diagnostics)"
+                                if kb is None else "no paths given")
+            response.report_json = json.dumps({"files": [], "summary": response.summary})
+            return response
+        try:
+            report = kb.remove(paths) if request.remove else kb.add(paths)
+        except Exception as exc:  # the index could not be written: say so, keep serving
+            self.get_logger().error(f"knowledge/add failed: {type(exc).__name__}: {exc}")
+            self.health.error(f"knowledge/add failed: {exc} (check the index folder "
+                              f"{kb.store.root} is writable)")
+            self.health.count("ingest_errors")
+            response.success = False
+            response.summary = f"failed: {exc}"
+            response.report_json = json.dumps({"files": [], "summary": response.summary},
+                                              ensure_ascii=False)
+            return response
+        self._publish(report)
+        response.success = True
+        reasons = sorted({f.reason.split(":")[0].split(" (")[0] for f in report.files
+                          if f.status == "skipped" and f.reason})
+        response.summary = report.summary() + (f" (skipped: {'; '.join(reasons)})"
+                                               if reasons else "")
+        response.report_json = json.dumps(report.to_dict(), ensure_ascii=False)
+        return response
+
+    def _on_search(self, request: KnowledgeSearch.Request, response: KnowledgeSearch.Response):
+        r = self.retriever
+        if r is None or not request.query.strip():
+            return response
+        from gamgin_knowledge.text import detect_lang
+
+        lang = request.language if request.language in ("zh", "en") else detect_lang(
+            request.query)
+        try:
+            hits = r.search(request.query, int(request.k) or self.search_k)
+            response.answer = r.answer(request.query, hits, lang)
+        except Exception as exc:
+            self.get_logger().error(f"knowledge/search failed: {type(exc).__name__}: {exc}")
+            self.health.count("search_errors")
+            return response
+        response.passages = [PassageMsg(text=h.text, source=h.source, path=h.path,
+                                        page=int(h.page), score=float(h.score)) for h in hits]
+        self.health.count("searches")
+        return response
+
+    @staticmethod
+    def _resolve(path: str) -> str:
+        """Absolute as given; relative paths are under the data folder, like watch_paths."""
+        if path.startswith("builtin:"):
+            return path
+        f = Path(path).expanduser()
+        return str(f if f.is_absolute() else data_dir() / f)
+
+
 def main(args: list[str] | None = None) -> None:
-    run_stage(KnowledgeNode, args)
+    # 3 threads: a long knowledge/add holds one, the rest keep search and diagnostics live
+    run_stage(KnowledgeNode, args, threads=3)
 
 
 if __name__ == "__main__":

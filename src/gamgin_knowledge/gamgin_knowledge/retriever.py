@@ -46,8 +46,10 @@ class KnowledgeRetriever:
                  embedding_model: str = "", builtin_jokes: bool = True,
                  min_coverage: float = 0.5, min_cosine: float = 0.45,
                  extractive_langs: list[str] | tuple[str, ...] = ("zh", "en"),
-                 dense_weight_zh: float = 0.0, seed: int | None = None) -> None:
-        self.kb = shared_base(index_dir, embedder, embedding_model)
+                 dense_weight_zh: float = 0.0, seed: int | None = None,
+                 kb: KnowledgeBase | None = None) -> None:
+        # ``kb``: the knowledge node passes its own base (one model, one index in memory)
+        self.kb = kb if kb is not None else shared_base(index_dir, embedder, embedding_model)
         # 0 for the English-only MiniLM (bench-kb); a multilingual embedder deserves 1.0
         self.kb.dense_weight["zh"] = dense_weight_zh
         self.min_coverage = min_coverage
@@ -128,6 +130,20 @@ class KnowledgeRetriever:
         return sim
 
     # ------------------------------------------------------------------ answering
+    def answer(self, query: str, passages: list[Passage], lang: str = "") -> str:
+        """The extractive answer when a sentence of the relevant passages really answers
+        the query, else "" (the knowledge/search service's ``answer``)."""
+        lang = lang if lang in ("zh", "en") else detect_lang(query)
+        if not query.strip() or is_instruction(query):
+            return ""
+        if ans.JOKE.search(query):
+            return passages[0].text if passages and passages[0].path.startswith(BUILTIN) else ""
+        fit = [p for p in passages if self.relevant(query, p, lang)]
+        best = ans.best_sentence(query, fit, self.kb.idf, self._similarity(query, lang))
+        if best is None or best[2] < self.min_coverage:
+            return ""
+        return ans.phrase(best[0], best[1], lang)
+
     def answer_extractively(self, query: str, passages: list[Passage], lang: str) -> str:
         """The best matching sentence, spoken naturally with its source."""
         best = ans.best_sentence(query, passages, self.kb.idf, self._similarity(query, lang))
