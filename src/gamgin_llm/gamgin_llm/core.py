@@ -37,6 +37,7 @@ class DialogueConfig:
     judge_chars: int = 12  # letters seen before judging the reply's language
     turn_timeout_s: float = 30.0  # a turn never takes longer than this
     few_shot: int = 2  # example tool-call exchanges shown to prompt-mode models
+    log_timings: bool = True  # count the prompt's tokens for TurnResult.timings
     # languages the model really speaks; others get the honest line without trying (the
     # packaged 135M model writes Chinese-looking gibberish that no text check can catch)
     model_languages: tuple[str, ...] = ("en", "zh")
@@ -53,6 +54,9 @@ class TurnResult:
     ttft_s: float | None = None  # first model token after the turn started
     tokens: int = 0  # model deltas received
     elapsed_s: float = 0.0
+    # where the time went, ms from the turn's start unless named otherwise: "fast_paths",
+    # "retrieve", "prompt_tokens", "first_token", "first_emit" (the gate let text out)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class ReplyGate:
@@ -193,9 +197,15 @@ class Dialogue:
         text = re.sub(r"\s+", " ", text or "").strip()
         lang = lang_mod.detect_language(text, lang_hint)
         spoken: list[str] = []
+        timings: dict[str, float] = {}
+
+        def ms() -> float:
+            return round((time.monotonic() - t0) * 1000, 1)
 
         def say(piece: str) -> None:
             if piece and not cancelled():
+                if not spoken:
+                    timings["first_emit"] = ms()
                 spoken.append(piece)
                 emit(piece)
 
@@ -203,7 +213,8 @@ class Dialogue:
             if cancelled():
                 finish = "cancelled"
             return TurnResult(text="".join(spoken), route=route, finish_reason=finish,
-                              lang=lang, detail=detail, elapsed_s=time.monotonic() - t0, **kw)
+                              lang=lang, detail=detail, elapsed_s=time.monotonic() - t0,
+                              timings=timings, **kw)
 
         self.memory.expire_if_idle()
         if not re.search(r"\w", text):
@@ -223,18 +234,12 @@ class Dialogue:
                 self.log(f"fast path {type(handler).__name__} failed: {exc}")
                 continue
             if answer is not None:
+                timings["fast_paths"] = ms()
                 return self._fast(answer, text, lang, say, done)
+        timings["fast_paths"] = ms()
 
-        # 2. knowledge
-        passages: list[Passage] = []
-        if self.retriever is not None:
-            try:
-                passages = self.retriever.retrieve(text, lang, self.retriever_k)
-            except Exception as exc:
-                self.log(f"retriever failed: {exc}")
-        route = "knowledge" if passages else "llm"
-
-        # 3. the LLM, with bounded tool steps
+        # 2. the LLM must be usable and speak the language (else no retrieval either: the
+        # honest line is spoken at once)
         if self.backend is None or self.backend_error is not None:
             err = self.backend_error or BackendError("model", "no backend")
             say(line(err.kind, lang))
@@ -243,9 +248,24 @@ class Dialogue:
             say(line("wrong_language", lang))
             return done("fallback", "stop", f"the model does not speak {lang} "
                                             "(parameter model_languages)")
+
+        # 3. knowledge
+        passages: list[Passage] = []
+        if self.retriever is not None:
+            try:
+                passages = self.retriever.retrieve(text, lang, self.retriever_k)
+            except Exception as exc:
+                self.log(f"retriever failed: {exc}")
+            timings["retrieve"] = round(ms() - timings["fast_paths"], 1)
+        route = "knowledge" if passages else "llm"
+
+        # 4. the LLM, with bounded tool steps
         use_tools = len(self.tools) > 0 and self.config.tool_mode != "off"
         native = use_tools and self.config.tool_mode == "native" and self.backend.native_tools
         messages = self._prompt(text, lang, passages, use_tools and not native)
+        if self.config.log_timings:
+            timings["prompt_tokens"] = sum(self.backend.count_tokens(m.get("content") or "") + 8
+                                           for m in messages)
         calls: list[dict] = []
         ttft: float | None = None
         ntok = 0
@@ -269,6 +289,7 @@ class Dialogue:
                     ntok += 1
                     if ttft is None:
                         ttft = time.monotonic() - t0
+                        timings["first_token"] = ms()
                     native_calls += delta.tool_calls
                     say(gate.push(delta.text))
                     if delta.finish_reason:
@@ -334,22 +355,83 @@ class Dialogue:
         self._remember(text, answer.text)
         return done(answer.route, "stop", tool_calls=calls)
 
-    def _prompt(self, text: str, lang: str, passages: list[Passage],
-                prompt_tools: bool) -> list[Message]:
+    def prompt_head(self, lang: str, prompt_tools: bool) -> list[Message]:
+        """The messages every turn in ``lang`` starts with (persona, language, tools,
+        few-shot). They stay byte-identical from turn to turn, so llama.cpp reuses their
+        KV cache and only the memory and the new question are evaluated (a cold head is
+        ~450 tokens: 1-6 s of prefill on 2 busy cores); whatever varies per turn
+        (retrieved passages, memory) comes after them."""
         system = self.config.system_prompt.strip()
         system += f"\nThe user speaks {LANG_NAMES[lang]}. Answer only in {LANG_NAMES[lang]}."
-        if passages:
-            system += "\nUse these facts if they help:\n" + "\n".join(
-                f"- {p.text.strip()}" for p in passages)
         shots: list[Message] = []
         if prompt_tools:
             system += "\n" + self.tools.prompt_section(self.tool_context())
             shots = self.tools.few_shot(self.config.few_shot)
-        head = [{"role": "system", "content": system}, *shots]
-        user = {"role": "user", "content": text}
+        return [{"role": "system", "content": system}, *shots]
+
+    def uses_prompt_tools(self) -> bool:
+        use_tools = len(self.tools) > 0 and self.config.tool_mode != "off"
+        return use_tools and not (self.config.tool_mode == "native"
+                                  and self.backend is not None and self.backend.native_tools)
+
+    def warm(self, langs: tuple[str, ...] = (), prompt: bool = True) -> dict[str, float]:
+        """Pay the one-time costs before the first turn: each fast path and the retriever
+        once per language (lazy dictionaries and models), and the prompt head through the
+        backend (its KV cache then holds the head of the last language warmed: put the
+        household's main language last). Returns ms per step; failures are logged only."""
+        out: dict[str, float] = {}
+        probe = {"en": "hello there", "zh": "你好"}
+        langs = langs or tuple(self.config.model_languages)
+        for lang in dict.fromkeys([*probe, *langs]):
+            text = probe.get(lang, "hello")
+            for h in [*self.fast_paths, self.retriever]:
+                if h is None:
+                    continue
+                t = time.monotonic()
+                try:
+                    if hasattr(h, "handle"):
+                        h.handle(text, lang)
+                    if h is self.retriever:
+                        h.retrieve(text, lang, self.retriever_k)
+                except Exception as exc:
+                    self.log(f"warm-up of {type(h).__name__} failed: {exc}")
+                key = f"{type(h).__name__}.{lang}"
+                out[key] = out.get(key, 0.0) + round((time.monotonic() - t) * 1000, 1)
+        if not prompt or self.backend is None or self.backend_error is not None:
+            return out
+        prompt_tools = self.uses_prompt_tools()
+        tools = self.tools.schemas() if len(self.tools) and self.config.tool_mode != "off" \
+            else None
+        for lang in langs:
+            if lang not in LANG_NAMES:
+                continue
+            t = time.monotonic()
+            messages = [*self.prompt_head(lang, prompt_tools),
+                        {"role": "user", "content": probe.get(lang, "hello")}]
+            try:
+                for _ in self.backend.stream(messages, tools=tools, max_tokens=1,
+                                             temperature=0.0, cancelled=lambda: False):
+                    pass
+            except BackendError as exc:
+                self.log(f"warm-up of the prompt failed: {exc}")
+            out[f"prompt.{lang}"] = round((time.monotonic() - t) * 1000, 1)
+        return out
+
+    def _prompt(self, text: str, lang: str, passages: list[Passage],
+                prompt_tools: bool) -> list[Message]:
+        head = self.prompt_head(lang, prompt_tools)
         count = self.backend.count_tokens if self.backend else (lambda s: len(s))
+        facts = ""
+        if passages:
+            # after the cached head and the memory, right before the question
+            facts = "Use these facts if they help:\n" + "\n".join(
+                f"- {p.text.strip()}" for p in passages) + "\n\n"
+        user = {"role": "user", "content": facts + text}
         fixed = sum(count(m["content"]) + 8 for m in [*head, user])
         budget = self.config.n_ctx - self.config.max_tokens - fixed - 16
+        if budget < 0 and facts:  # the question matters more than the facts
+            user = {"role": "user", "content": text}
+            budget += count(facts)
         if budget < 0:  # the transcript alone is too long: keep its start
             keep = max(50, int(len(text) * (1 + budget / max(fixed, 1))))
             self.log(f"prompt over the context by {-budget} tokens; transcript cut to {keep}")
