@@ -1,7 +1,9 @@
-"""Session fixtures shared by every package's tests.
+"""Fixtures shared by every package's tests.
 
-Each test run gets its own ROS_DOMAIN_ID (set before rclpy starts), so parallel runs on
-one machine, or a graph left running by hand, never see each other's messages.
+Each test module gets its own ROS_DOMAIN_ID, so nodes and latched states of one module
+never reach the next, and parallel runs on one machine, or a graph left running by hand,
+never see each other's messages. ($ROS_DOMAIN_ID of the test process itself is set once
+per run, before rclpy starts, for code that reads it from the environment.)
 """
 
 import os
@@ -14,20 +16,20 @@ _DOMAIN = int(os.environ.get("GAMGIN_TEST_DOMAIN", "0")) or testing.unique_domai
 os.environ.update(testing.test_env(_DOMAIN))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ros_domain() -> int:
-    return _DOMAIN
+    return testing.unique_domain_id()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_env(ros_domain) -> dict:
-    """Environment for node processes started by tests."""
+    """Environment for node processes started by tests of this module."""
     return testing.test_env(ros_domain)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def probe(ros_domain):
-    p = testing.RosProbe()
+    p = testing.RosProbe(domain_id=ros_domain)
     yield p
     p.close()
 

@@ -25,10 +25,17 @@ import numpy as np
 
 from gamgin_common.paths import find_executable
 
+_used_domains: set[int] = set()
+
 
 def unique_domain_id() -> int:
-    # 0..101 and 215..232 are the portable range for Fast DDS on Linux; avoid 0 (the default)
-    return random.Random(os.getpid() ^ time.time_ns()).randint(1, 101)
+    """A ROS domain no other test module of this run uses (1..101: the portable range for
+    Fast DDS on Linux, and not 0, the default a developer's running graph is on)."""
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    free = [d for d in range(1, 102) if d not in _used_domains] or list(range(1, 102))
+    domain = rng.choice(free)
+    _used_domains.add(domain)
+    return domain
 
 
 def test_env(domain_id: int, **extra: str) -> dict[str, str]:
@@ -201,16 +208,19 @@ def best_correlation(needle: np.ndarray, haystack: np.ndarray) -> float:
 # ---------------------------------------------------------------------- ROS probe
 class RosProbe:
     """An rclpy node in the test process, spun in a background thread: subscribe and
-    collect, publish, call services. Use one per test session (see conftest.py)."""
+    collect, publish, call services. It has its own rclpy context on ``domain_id`` (default:
+    $ROS_DOMAIN_ID), so closing it takes its publishers -- and their latched samples --
+    off the graph: the next test module starts clean."""
 
-    def __init__(self, name: str = "gamgin_test_probe") -> None:
+    def __init__(self, name: str = "gamgin_test_probe", domain_id: int | None = None) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
 
-        if not rclpy.ok():
-            rclpy.init()
-        self.node = rclpy.create_node(name)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.context = rclpy.Context()
+        domain = domain_id if domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID", 0))
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
@@ -253,7 +263,7 @@ class RosProbe:
 
         self.executor.shutdown()
         self.node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=self.context)
 
 
 class _Collected(list):

@@ -23,7 +23,7 @@ MODEL = models_dir() / "smollm2-135m-instruct.gguf"
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def env(ros_domain: int) -> dict[str, str]:
     return test_env(ros_domain)
 
@@ -40,7 +40,7 @@ def test_dir() -> Path:
     return HERE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def probe(ros_domain: int):
     """Own rclpy context: other packages' tests in the same pytest run may have theirs."""
     import rclpy
