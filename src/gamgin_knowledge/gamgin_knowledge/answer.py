@@ -124,6 +124,25 @@ def best_sentence(query: str, passages: list, idf: Callable[[str], float] | None
     return best
 
 
+def carries(reply: str, sentence: str, query: str = "") -> bool:
+    """Does ``reply`` say what ``sentence`` answers? Its numbers (the multi-digit ones when
+    there are any: 2031 and 17 of "2031年5月17日", not the 5) must all be in the reply;
+    without numbers, half of the words the sentence adds to the question must be."""
+    nums = re.findall(r"\d+", sentence)
+    nums = [n for n in nums if len(n) > 1] or nums
+    if nums:
+        have = set(re.findall(r"\d+", reply))
+        return all(n in have for n in nums)
+    asked = set(lexical_tokens(query))
+    new = [t for t in dict.fromkeys(lexical_tokens(sentence)) if t not in asked]
+    if not new:
+        return bool(reply.strip())
+    got = set(lexical_tokens(reply))
+    low = reply.lower()
+    hits = sum(1 for t in new if t in got or (CJK.search(t) is not None and t in low))
+    return hits >= 0.5 * len(new)
+
+
 def cite(p, lang: str) -> str:
     if lang == "zh":
         return f"{p.source}第{p.page}页" if p.page else p.source

@@ -151,11 +151,20 @@ class KnowledgeRetriever:
             return ans.not_found(lang)
         return ans.phrase(best[0], best[1], lang)
 
-    def supports(self, reply: str, passages: list[Passage]) -> bool:
-        """Does an LLM reply carry what the passages say (their numbers and key words)?
+    def supports(self, reply: str, passages: list[Passage], query: str = "") -> bool:
+        """Does an LLM reply carry what the passages say? With the question: the numbers
+        (else the new words) of the sentence that answers it, so a draft that quotes some
+        other number of the passage (the passport number for "when does it expire") fails.
         For a dialogue node that wants to fall back to ``answer_extractively``."""
         import re
 
+        if not reply.strip():
+            return False
+        if query.strip():
+            lang = detect_lang(query)
+            best = ans.best_sentence(query, passages, self.kb.idf, self._similarity(query, lang))
+            if best is not None:
+                return ans.carries(reply, best[0], query)
         facts = {n for p in passages for n in re.findall(r"\d[\d:./-]*\d|\d", p.text)}
         if facts and not any(n in reply for n in facts):
             return False

@@ -64,3 +64,9 @@ def folder_maker():
 @pytest.fixture
 def mixed_folder(tmp_path: Path) -> Path:
     return make_mixed_folder(tmp_path / "docs")
+
+
+@pytest.fixture(scope="session")
+def docs() -> dict:
+    """The texts of the mixed folder, for tests that build their own documents."""
+    return {"passport_pages": PASSPORT_PAGES, "notes_md": NOTES_MD, "gb_text": GB_TEXT}

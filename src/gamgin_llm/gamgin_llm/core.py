@@ -18,7 +18,7 @@ from gamgin_llm import language as lang_mod
 from gamgin_llm.chat import BackendError, ChatBackend, Message, ToolCall
 from gamgin_llm.language import SpeakableFilter, in_language, line, sentences
 from gamgin_llm.memory import ConversationMemory
-from gamgin_llm.router import FastAnswer, FastPath, Passage, Retriever
+from gamgin_llm.router import CheckingRetriever, FastAnswer, FastPath, Passage, Retriever
 from gamgin_llm.tools import ToolRegistry, looks_like_tool_call, parse_tool_call, result_message
 
 LANG_NAMES = {"zh": "Chinese (Mandarin, simplified characters)", "en": "English"}
@@ -258,6 +258,9 @@ class Dialogue:
                 self.log(f"retriever failed: {exc}")
             timings["retrieve"] = round(ms() - timings["fast_paths"], 1)
         route = "knowledge" if passages else "llm"
+        # the model cannot be trusted to use the passage: its draft is held whole and
+        # checked before anything is said (see _knowledge_reply)
+        checked = bool(passages) and isinstance(self.retriever, CheckingRetriever)
 
         # 4. the LLM, with bounded tool steps
         use_tools = len(self.tools) > 0 and self.config.tool_mode != "off"
@@ -269,6 +272,8 @@ class Dialogue:
         calls: list[dict] = []
         ttft: float | None = None
         ntok = 0
+        draft: list[str] = []  # checked turns: the gate's output, spoken once it is judged
+        out = draft.append if checked else say
 
         def stop() -> bool:
             return cancelled() or time.monotonic() > deadline
@@ -291,7 +296,7 @@ class Dialogue:
                         ttft = time.monotonic() - t0
                         timings["first_token"] = ms()
                     native_calls += delta.tool_calls
-                    say(gate.push(delta.text))
+                    out(gate.push(delta.text))
                     if delta.finish_reason:
                         finish = "length" if delta.finish_reason == "length" else "stop"
                     if gate.done:
@@ -307,7 +312,7 @@ class Dialogue:
                 say((" " if spoken else "") + line("timeout", lang))
                 return done("error", "error", "turn timeout", tool_calls=calls, ttft_s=ttft,
                             tokens=ntok)
-            say(gate.finish())
+            out(gate.finish())
             call_list = native_calls or ([gate.tool_call] if gate.tool_call else [])
             seen_calls = [(c["name"], c["arguments"]) for c in calls]
             if any((c.name, c.arguments) in seen_calls for c in call_list):
@@ -324,6 +329,11 @@ class Dialogue:
                 continue
             if gate.state == "tool" and not call_list:
                 gate.reject_reason = "degenerate"  # JSON that is not a valid call
+            if checked and not calls:
+                return self._knowledge_reply(text, lang, passages, "".join(draft), gate,
+                                             say, done, ttft_s=ttft, tokens=ntok)
+            if checked:  # an action ran: the reply is about it, not about the passages
+                say("".join(draft))
             if gate.state in ("rejected", "tool", "looped") and not spoken:
                 reason = gate.reject_reason or "degenerate"
                 if calls:  # the action happened; confirm it plainly instead
@@ -339,6 +349,38 @@ class Dialogue:
         return done(route, "stop", detail, tool_calls=calls, ttft_s=ttft, tokens=ntok)
 
     # ------------------------------------------------------------------ helpers
+    def _knowledge_reply(self, text: str, lang: str, passages: list[Passage], draft: str,
+                         gate: ReplyGate, say: Callable[[str], None],
+                         done: Callable[..., TurnResult], **kw) -> TurnResult:
+        """Speak the model's knowledge-backed draft only if it carries the passage (the
+        retriever's ``supports``); otherwise, or when the gate refused the draft, speak the
+        best matching sentence with its source (``answer_extractively``), route knowledge.
+
+        The draft is generated in full before anything is said: answers from a passage are
+        one short sentence, and a draft that drops the fact must never reach the speaker,
+        not even its first words."""
+        refused = gate.state in ("rejected", "tool", "looped") and not draft.strip()
+        if not refused:
+            try:
+                ok = self.retriever.supports(draft, passages, text)
+            except Exception as exc:  # a broken check must not cost the answer
+                self.log(f"retriever supports() failed: {exc}")
+                ok = True
+            if ok:
+                say(draft)
+                self._remember(text, draft)
+                return done("knowledge", "stop", **kw)
+        why = (gate.reject_reason or "degenerate") if refused else "draft without the fact"
+        try:
+            answer = self.retriever.answer_extractively(text, passages, lang)
+        except Exception as exc:
+            self.log(f"retriever answer_extractively() failed: {exc}")
+            say(line("degenerate", lang))
+            return done("fallback", "stop", f"extractive answer failed: {exc}", **kw)
+        say(answer)
+        self._remember(text, answer)
+        return done("knowledge", "stop", f"extractive answer ({why}): {draft[:80]!r}", **kw)
+
     def _fast(self, answer: FastAnswer, text: str, lang: str, say: Callable[[str], None],
               done: Callable[..., TurnResult]) -> TurnResult:
         calls = []

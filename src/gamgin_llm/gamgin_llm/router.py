@@ -51,6 +51,18 @@ class Retriever(Protocol):
         """Up to k passages relevant to the query, best first; [] when nothing is relevant."""
 
 
+@runtime_checkable
+class CheckingRetriever(Retriever, Protocol):
+    """A retriever that can also check a drafted reply and answer without the model. The
+    dialogue then never speaks a knowledge-backed draft that drops the passage's facts."""
+
+    def supports(self, reply: str, passages: list[Passage], query: str) -> bool:
+        """Does the reply carry what the passages say in answer to the query?"""
+
+    def answer_extractively(self, query: str, passages: list[Passage], lang: str) -> str:
+        """The best matching sentence, spoken naturally with its source."""
+
+
 @dataclass
 class HandlerContext:
     """What a plugged-in handler may use: the tool names it can put in ``actions`` and the
