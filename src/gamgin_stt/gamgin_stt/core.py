@@ -299,6 +299,8 @@ class Transcriber:
         ev = self._event(text, parts[-1].language, conf, True, self._time_ns(end), compute)
         self.stats["finals"] += 1
         self.last_final = ev
+        if hasattr(self.rec, "prior_language"):
+            self.rec.prior_language = ev.language  # a prior for the next turn's detection
         out.append(ev)
         self._log("info", f"turn {turn}: final {text!r} (confidence {conf:.2f}, "
                           f"{(end - self._speech_start_n) / SAMPLE_RATE:.2f} s of speech)")

@@ -50,6 +50,8 @@ class SttNode(StageNode):
             cpu_threads=int(p("cpu_threads", 2).value),
             bucket_s=float(p("bucket_s", 1.0).value),
             min_tail_pad_s=float(p("min_tail_pad_s", 1.5).value),
+            language_prior=float(p("language_prior", 2.0).value),
+            language_decisive=float(p("language_decisive", 10.0).value),
         )
         self.vad_model = str(p("vad_model", "silero_vad.onnx").value)
         self.vad_cfg = VadConfig(
@@ -58,7 +60,7 @@ class SttNode(StageNode):
             min_speech_ms=float(p("min_speech_ms", 96.0).value),
             pre_roll_ms=float(p("pre_roll_ms", 320.0).value),
             post_roll_ms=float(p("post_roll_ms", 96.0).value),
-            hang_over_ms=float(p("hang_over_ms", 480.0).value),
+            hang_over_ms=float(p("hang_over_ms", 300.0).value),
             max_utterance_s=float(p("max_utterance_s", 15.0).value),
         )
         self.stt_cfg = SttConfig(

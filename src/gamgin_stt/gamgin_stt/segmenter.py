@@ -29,7 +29,7 @@ class VadConfig:
     min_speech_ms: float = 96.0  # three 32 ms frames
     pre_roll_ms: float = 320.0
     post_roll_ms: float = 96.0  # silence kept after the last voiced frame; speculation starts here
-    hang_over_ms: float = 480.0  # silence that ends the utterance
+    hang_over_ms: float = 300.0  # silence that ends the utterance (see README: cut-off risk)
     max_utterance_s: float = 15.0
 
     def validate(self) -> None:

@@ -51,6 +51,11 @@ class RecognizerConfig:
     # rounded up to ``bucket_s``; Whisper loops ("A. A. A.") when the tail is too short.
     bucket_s: float = 1.0
     min_tail_pad_s: float = 1.5
+    # language auto: the last final's language counts this many times more likely, and
+    # when the top language is under ``language_decisive`` times the runner-up, both are
+    # decoded and the better log p(language) + mean token log-prob wins (ct2 backend)
+    language_prior: float = 2.0
+    language_decisive: float = 10.0
 
     def validate(self) -> None:
         if self.language not in LANGUAGES:
