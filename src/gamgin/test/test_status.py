@@ -59,3 +59,19 @@ def test_status_is_0_when_healthy_and_3_when_a_node_is_missing(node_env, tmp_pat
     assert "/gamgin/not_started" in missing.stdout and "MISSING" in missing.stdout
     assert healthy.returncode == 0, healthy.stdout
     assert "OK" in healthy.stdout and "serving ws://" in healthy.stdout
+
+
+def test_a_node_with_a_missing_model_is_an_error_with_its_reason(node_env, tmp_path):
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "graph.yaml").write_text(yaml.safe_dump({"namespace": "/gamgin", "nodes": [
+        {"name": "stt", "package": "gamgin_stt", "executable": "stt_node"}]}))
+    missing = tmp_path / "no-such-whisper"
+    with testing.NodeProcess("gamgin_stt", "stt_node", "stt", node_env,
+                             params={"model": str(missing), "warmup": False},
+                             log_dir=str(tmp_path)) as node:
+        result = status(node_env, cfg)
+        assert node.alive(), "a node with a missing model keeps serving"
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("/gamgin/stt"))
+    assert "ERROR" in line and str(missing) in line and "scripts/setup" in line, line
