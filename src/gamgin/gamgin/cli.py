@@ -34,6 +34,7 @@ BENCHES = {
     "intents": "gamgin_devices.bench",
     "kb": "gamgin_knowledge.bench",
     "e2e": "gamgin.bench_e2e",
+    "bridge": "gamgin_inspect.bench",
 }
 
 
