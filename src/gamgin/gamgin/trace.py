@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gamgin_common.stamps import ns_of as ns
+
 STAGES = [("wake", "wake"), ("speech_start", "speech start"), ("speech_end", "speech end"),
           ("first_partial", "first partial"), ("final_transcript", "final transcript"),
           ("first_token", "first token"), ("first_audio", "first audio"),
           ("playback_start", "playback start"), ("end", "end")]
-
-
-def ns(t) -> int:
-    return t.sec * 1_000_000_000 + t.nanosec
 
 
 def render(msg, width: int = 40) -> str:

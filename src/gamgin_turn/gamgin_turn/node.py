@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
-from builtin_interfaces.msg import Time as TimeMsg
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos
 from gamgin_common.stage import StageNode, run_stage
+from gamgin_common.stamps import ns_of, time_msg
 from gamgin_interfaces.msg import (
     AudioChunk,
     TokenChunk,
@@ -23,14 +23,6 @@ from gamgin_turn.core import STATE_NAMES, Trace, TurnTracker
 
 PLAYBACK_KIND = {TurnState.SPEAKING: "started", TurnState.IDLE: "finished",
                  TurnState.CANCELLED: "flushed"}
-
-
-def ns_of(t: TimeMsg) -> int:
-    return t.sec * 1_000_000_000 + t.nanosec
-
-
-def time_msg(ns: int) -> TimeMsg:
-    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class TurnNode(StageNode):
