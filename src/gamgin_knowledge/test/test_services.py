@@ -1,7 +1,8 @@
 """knowledge/add and knowledge/search on a real knowledge_node over real DDS (unique
 ROS_DOMAIN_ID per run): a mixed folder added by service is reported file by file, a fact
 from a Chinese PDF is found and answered with its file, removal forgets it, and a long
-ingest does not hold up searches."""
+ingest does not hold up searches; and the dialogue node, with the packaged model drafting a
+knowledge-backed reply, speaks the fact of a document added by service."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from gamgin_common import testing
+from gamgin_common import qos, testing
+from gamgin_common.paths import models_dir
 from gamgin_common.testing import NodeProcess, wait_for
+from gamgin_interfaces.msg import TokenChunk, Transcript
 from gamgin_interfaces.srv import KnowledgeAdd, KnowledgeSearch
 
 pytestmark = pytest.mark.integration
-NS = "/gamgin_kbsrv"  # a namespace of its own: test_integration.py's node serves /gamgin
+NS = "/gamgin"
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +32,7 @@ def node(tmp_path_factory, ros_domain):
                     params={"builtin_jokes": False, "max_pdf_pages": 20,
                             "scan_period_s": 30.0}, log_dir=str(data))
     n.start()
+    n.data = data
     yield n
     n.stop()
 
@@ -122,3 +127,39 @@ def test_long_ingest_does_not_block_search(node, probe, tmp_path, mixed_folder):
         print(f"search answered after {t_search:.2f} s while the ingest took {t_add:.1f} s")
     finally:
         probe.node.destroy_client(client)
+
+
+def test_llm_node_speaks_the_fact_of_a_document_added_by_service(node, probe, tmp_path, docs,
+                                                               ros_domain):
+    """No fast path: the packaged model drafts from the passage, gamgin_llm checks the
+    draft with the retriever's supports() and speaks the extractive answer when the fact
+    is missing. Whichever it was, the spoken reply carries the fact."""
+    model = models_dir() / "smollm2-135m-instruct.gguf"
+    if not model.exists():
+        pytest.skip(f"packaged model missing: {model} (run scripts/setup)")
+    (tmp_path / "notes.md").write_text(docs["notes_md"], encoding="utf-8")
+    assert add(probe, node, [tmp_path / "notes.md"]).success
+    params = tmp_path / "llm.yaml"
+    params.write_text(yaml.safe_dump({f"{NS}/llm": {"ros__parameters": {
+        "model_path": str(model), "temperature": 0.0, "warmup": False, "tools": [""],
+        "fast_paths": ["gamgin_llm.router:StopHandler"],
+        "retriever": "gamgin_knowledge.retriever:KnowledgeRetriever",
+        "retriever_options": json.dumps({"index_dir": str(node.data / "knowledge"),
+                                         "builtin_jokes": False})}}}))
+    env = testing.test_env(ros_domain, GAMGIN_DATA=str(node.data))
+    llm = NodeProcess("gamgin_llm", "llm_node", "llm", env, params_files=[str(params)],
+                      log_dir=str(tmp_path)).start()
+    try:
+        replies = probe.collect(TokenChunk, f"{NS}/reply", qos.EVENTS)
+        pub = probe.publisher(Transcript, f"{NS}/transcript", qos.EVENTS)
+        assert probe.wait_for_subscribers(pub, timeout=90), llm.log()[-3000:]
+        for turn, (q, fact) in enumerate([("When does my car insurance expire?", "2027"),
+                                          ("What is my dentist's phone number?", "555-0142")]):
+            pub.publish(Transcript(text=q, language="en", turn_id=turn + 1, is_final=True,
+                                   confidence=1.0, source="typed"))
+            assert wait_for(lambda t=turn + 1: any(r.turn_id == t for r in list(replies)), 90), \
+                llm.log()[-3000:]
+            r = [r for r in list(replies) if r.turn_id == turn + 1][-1]
+            assert r.route == "knowledge" and fact in r.text, (r.text, llm.log()[-2000:])
+    finally:
+        llm.stop()
