@@ -18,8 +18,13 @@ from gamgin_llm.chat import Message
 class ConversationMemory:
     def __init__(self, max_tokens: int, idle_reset_s: float,
                  count_tokens: Callable[[str], int],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, low_water: float = 0.5) -> None:
         self.max_tokens = max_tokens
+        # Over the bound, drop down to low_water * max_tokens, not just under the bound:
+        # every drop changes the prompt right after the cached head, so llama.cpp must
+        # re-evaluate all of the memory (~700 tokens: seconds on 2 busy cores). Dropping
+        # one exchange per turn would pay that on every turn of a long conversation.
+        self.low_water = low_water
         self.idle_reset_s = idle_reset_s
         self.count_tokens = count_tokens
         self.clock = clock
@@ -41,9 +46,11 @@ class ConversationMemory:
         with self._lock:
             self._turns.append((user, assistant, cost))
             self._last = self.clock()
-            while self._turns and sum(t for _, _, t in self._turns) > self.max_tokens:
-                self._turns.popleft()
-                self.dropped += 1
+            if sum(t for _, _, t in self._turns) > self.max_tokens:
+                keep = self.max_tokens * self.low_water
+                while self._turns and sum(t for _, _, t in self._turns) > keep:
+                    self._turns.popleft()
+                    self.dropped += 1
 
     def expire_if_idle(self) -> bool:
         """Forget everything after ``idle_reset_s`` without a turn (a new conversation)."""

@@ -289,7 +289,11 @@ class LlmNode(StageNode):
                     self._publish_final(job.turn_id, 0, "cancelled", "", "")
                     self.health.count("cancelled")
                     continue
-                self._run(job)
+                lang = self._run(job)
+                if (lang and self.warmup and self.backend_name == "llama_cpp"
+                        and self._jobs.empty() and self.dialogue is not None):
+                    # while the reply plays: the next turn then only evaluates its question
+                    self.health.value("prefill_ms", f"{self.dialogue.prefill_next(lang):.0f}")
             except Exception as exc:  # the worker must survive any turn
                 self.get_logger().error(f"turn {job.turn_id} failed: {exc!r}")
                 self.health.count("errors")
@@ -297,10 +301,11 @@ class LlmNode(StageNode):
                 with self._lock:
                     self._current = None
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> str:
+        """One turn; returns its language ("" when nothing ran)."""
         d = self.dialogue
         if d is None:
-            return
+            return ""
         if d.backend_error is not None and time.monotonic() - self._last_load_try > 10.0:
             self._load_backend()  # the model file may have been fixed meanwhile
         seq = 0
@@ -316,6 +321,7 @@ class LlmNode(StageNode):
         result: TurnResult = d.respond(job.text, job.lang, job.cancel.is_set, emit)
         self._publish_final(job.turn_id, seq, result.finish_reason, result.route, result.text)
         self._report(job, result)
+        return result.lang
 
     def _publish_final(self, turn_id: int, seq: int, finish: str, route: str,
                        text: str) -> None:

@@ -217,6 +217,22 @@ def test_memory_bounded_by_tokens_and_idle():
     assert mem.expire_if_idle() and len(mem) == 0
 
 
+def test_memory_drops_in_blocks_so_the_prompt_prefix_stays_cached():
+    """Over the bound, memory shrinks to half at once: the messages after the prompt head
+    then stay a growing prefix for several turns (llama.cpp reuses their KV cache)."""
+    mem = ConversationMemory(60, 0, lambda s: len(s.split()))
+    changed = 0
+    prev: list = []
+    for i in range(30):
+        mem.add(f"question number {i}", f"answer number {i} " * 3)
+        msgs = mem.messages()
+        assert mem.tokens <= 60
+        if msgs[: len(prev)] != prev:
+            changed += 1  # the prefix moved: a full re-evaluation of the memory
+        prev = msgs
+    assert 0 < changed <= 30 // 3, changed
+
+
 # ---------------------------------------------------------------- router
 @pytest.mark.parametrize("text,lang", [("安静", "zh"), ("别说了！", "zh"),
                                        ("金坚，你先安静一下吧", "zh"), ("Stop.", "en"),
