@@ -13,3 +13,14 @@ def time_msg(ns: int):
     from builtin_interfaces.msg import Time
 
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+TURN_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
+
+
+def clock_turn_id() -> int:
+    """A turn id from the clock (deciseconds since 2025, fits uint32 until ~2038), the
+    scheme the wake node uses: a turn started later gets a larger id, across restarts."""
+    import time
+
+    return int((time.time() - TURN_EPOCH) * 10)

@@ -87,6 +87,7 @@ def _through_graph(text: str, args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
     from gamgin_common import qos
+    from gamgin_common.stamps import clock_turn_id
     from gamgin_interfaces.msg import AudioChunk, TokenChunk, TurnState
 
     rclpy.init()
@@ -139,7 +140,8 @@ def _through_graph(text: str, args: argparse.Namespace) -> int:
         # a fresh turn must be newer than anything the graph has seen, or it is ignored as stale;
         # the latched turn/state and the tts node's diagnostics ("turn") tell us the newest
         spin_until(lambda: bool(tts_seen), 2.5)
-        turn = turn_box[0] = args.turn or max(seen_turns) + 1
+        # ... and the clock (the wake node's scheme) covers what they no longer show
+        turn = turn_box[0] = args.turn or max(max(seen_turns) + 1, clock_turn_id())
         t0 = time.monotonic()
         step = max(1, args.token_chars)
         pieces = [text[i:i + step] for i in range(0, len(text), step)]
