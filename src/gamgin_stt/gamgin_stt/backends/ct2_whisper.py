@@ -89,8 +89,9 @@ class Ct2Whisper:
         probs = self._detect(enc)
         ranked = sorted(probs, key=probs.get, reverse=True)
         best = self._decode(enc, ranked[0], duration, final, t0)
-        if len(ranked) < 2 or probs[ranked[0]] >= self.cfg.language_decisive * probs[ranked[1]]:
-            return best
+        if (not final or len(ranked) < 2
+                or probs[ranked[0]] >= self.cfg.language_decisive * probs[ranked[1]]):
+            return best  # partials stay one decode: a lagging worker delays the final
         # Not decisive (short clips: espeak "how old are you" came out zh 0.41 / en 0.06 as
         # '哈吾大余'): decode the runner-up too and keep the better log p(language) + mean
         # token log-prob. Measured on the bench set: en 37 -> 37/39, zh 7 -> 8/10 right.
