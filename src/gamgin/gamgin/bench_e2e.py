@@ -336,6 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     fast = [t["first_chunk_ms"] for t in graph["turns"]
             if "first_chunk_ms" in t and t.get("route") == "intent"]
     summary["fast_path_first_chunk_ms_p50"] = pct(fast, 50)
+    slow = [t["first_chunk_ms"] for t in graph["turns"]
+            if "first_chunk_ms" in t and t.get("route") in ("llm", "knowledge", "fallback")]
+    summary["llm_path_first_chunk_ms_p50"] = pct(slow, 50)
+    # each stage's share of a turn, from the TurnTrace (ms between its stamps); first_token
+    # is the first TokenChunk published, so router_llm includes the reply gate's hold
+    for name, a, b in (("endpoint_stt", "speech_end", "final_transcript"),
+                       ("router_llm", "final_transcript", "first_token"),
+                       ("gate_tts", "first_token", "first_audio")):
+        spans = [(t["trace"][b] - t["trace"][a]) / 1e6 for t in graph["turns"]
+                 if "trace" in t and t["trace"][a] and t["trace"][b]]
+        summary[f"stage_{name}_ms_p50"] = pct(spans, 50)
     if not args.no_sequential:
         result["sequential"] = seq = run_sequential(args, clips)
         seq_first = [t["first_audio_ms"] for t in seq["turns"]]
