@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     # is the first TokenChunk published, so router_llm includes the reply gate's hold
     for name, a, b in (("endpoint_stt", "speech_end", "final_transcript"),
                        ("router_llm", "final_transcript", "first_token"),
-                       ("gate_tts", "first_token", "first_audio")):
+                       ("tts", "first_token", "first_audio")):
         spans = [(t["trace"][b] - t["trace"][a]) / 1e6 for t in graph["turns"]
                  if "trace" in t and t["trace"][a] and t["trace"][b]]
         summary[f"stage_{name}_ms_p50"] = pct(spans, 50)
