@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gap", type=float, default=1.5, help="seconds between turns")
     ap.add_argument("--turn-timeout", type=float, default=20.0)
     ap.add_argument("--startup-timeout", type=float, default=120.0)
-    ap.add_argument("--hang-over-ms", type=float, default=480.0,
+    ap.add_argument("--hang-over-ms", type=float, default=300.0,
                     help="end-of-speech wait added to the sequential baseline (as the VAD's)")
     ap.add_argument("--no-sequential", action="store_true")
     ap.add_argument("--out", default=None)
