@@ -35,6 +35,7 @@ BENCHES = {
     "kb": "gamgin_knowledge.bench",
     "e2e": "gamgin.bench_e2e",
     "bridge": "gamgin_inspect.bench",
+    "soak": "gamgin.bench_soak",
 }
 
 

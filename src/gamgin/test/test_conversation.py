@@ -19,6 +19,7 @@ from gamgin_common import qos, testing
 from gamgin_interfaces.msg import (
     AudioChunk,
     DeviceState,
+    TokenChunk,
     Transcript,
     TurnState,
     TurnTrace,
@@ -179,6 +180,8 @@ def test_a_node_killed_mid_turn_comes_back_and_the_next_turn_works(room, tmp_pat
 def test_a_flood_of_malformed_messages_crashes_nothing_and_is_counted(room, probe):
     mic = probe.publisher(AudioChunk, "/gamgin/audio/mic", qos.MIC_AUDIO)
     speech = probe.publisher(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
+    tokens = probe.publisher(TokenChunk, "/gamgin/tokens", qos.TOKENS)
+    partials = probe.publisher(Transcript, "/gamgin/transcript", qos.EVENTS)
     pids = {n: room.active(n)["pid"] for n in ("stt", "wake", "speaker", "turn", "tts", "llm")}
     bad = [dict(sample_rate=16000, channels=1, encoding="mp3", data=b"\0\0"),
            dict(sample_rate=16000, channels=1, encoding="s16le", data=b"\0"),
@@ -188,6 +191,10 @@ def test_a_flood_of_malformed_messages_crashes_nothing_and_is_counted(room, prob
         kw = bad[i % len(bad)]
         mic.publish(AudioChunk(seq=i, **kw))
         speech.publish(AudioChunk(turn_id=1, seq=i, **kw))
+        # stale turns, seq out of order, junk and oversized text
+        tokens.publish(TokenChunk(turn_id=i % 3, seq=(i * 7919) % 1000,
+                                  text="\u0001#*[]{}" * (i % 50), is_final=i % 10 == 0))
+        partials.publish(Transcript(turn_id=i % 3, text="\ufffd" * (i % 500), is_final=False))
         time.sleep(0.002)  # a flood, but within what a reliable KEEP_LAST queue delivers
     time.sleep(3.0)
 
