@@ -24,6 +24,9 @@ class MicNode(StageNode):
         self.sample_rate = int(p("sample_rate", 16000).value)
         self.chunk_ms = int(p("chunk_ms", 20).value)
         self.gain = float(p("gain", 1.0).value)
+        # PortAudio's "high" default input latency lets the ALSA->Pulse path buffer up to
+        # seconds of audio and deliver it in bursts: the STT then hears the user late.
+        self.latency = str(p("latency", "low").value)
         if not 10 <= self.chunk_ms <= 100:
             raise ValueError(f"chunk_ms {self.chunk_ms} out of range 10..100")
         self.frames = self.sample_rate * self.chunk_ms // 1000
@@ -47,6 +50,7 @@ class MicNode(StageNode):
             self._stream = sd.InputStream(
                 samplerate=self.sample_rate, channels=1, dtype="float32",
                 blocksize=self.frames, device=dev, callback=self._on_audio,
+                latency=float(self.latency) if self.latency[:1].isdigit() else self.latency,
             )
             self._stream.start()
         except Exception as exc:
