@@ -26,7 +26,7 @@ def _profile(depth: int, latched: bool = False) -> QoSProfile:
     )
 
 
-MIC_AUDIO = _profile(100)  # 2 s of 20 ms chunks
+MIC_AUDIO = _profile(250)  # 5 s of 20 ms chunks: a reader stalled by a busy CPU loses nothing
 SPEECH_AUDIO = _profile(500)  # a whole synthesized answer can arrive in a burst
 EVENTS = _profile(20)  # wake, transcript
 TOKENS = _profile(500)  # a reply's tokens arrive faster than TTS consumes them
