@@ -47,8 +47,7 @@ class McapRecorder:
         self.counts: dict[str, int] = {}
 
     def discover(self) -> None:
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
+        from gamgin_common import qos
         from gamgin_common.schemas import message_class, ros2msg_schema
 
         for topic, types in self.node.get_topic_names_and_types():
@@ -59,14 +58,9 @@ class McapRecorder:
                 type_name.replace("/msg/", "/"), "ros2msg", ros2msg_schema(type_name).encode())
             with self._lock:
                 self._channels[topic] = self.writer.register_channel(topic, "cdr", schema_id)
-            infos = self.node.get_publishers_info_by_topic(topic)
-            latched = bool(infos) and all(
-                i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-            qos = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
-                             else DurabilityPolicy.VOLATILE)
             self._subs.append(self.node.create_subscription(
-                message_class(type_name), topic, lambda raw, t=topic: self._write(t, raw), qos,
+                message_class(type_name), topic, lambda raw, t=topic: self._write(t, raw),
+                qos.matching(self.node, topic, depth=500),
                 raw=True))
 
     def _write(self, topic: str, raw: bytes) -> None:

@@ -33,3 +33,17 @@ TOKENS = _profile(500)  # a reply's tokens arrive faster than TTS consumes them
 STATE = _profile(20, latched=True)  # turn state
 DEVICE_STATE = _profile(64, latched=True)  # one latched sample per device change
 DIAGNOSTICS = _profile(10)
+
+
+def matching(node, topic: str, depth: int = 100) -> QoSProfile:
+    """A subscription profile that matches a topic's current publishers, for tools that
+    subscribe to whatever is there (Foxglove bridge, recorder): reliable unless one of them
+    is best effort; transient local when every one latches, so the current state arrives."""
+    infos = node.get_publishers_info_by_topic(topic)
+    best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
+    latched = bool(infos) and all(
+        i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth,
+        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
+from gamgin_common import qos
 from gamgin_common.health import OK
 from gamgin_common.schemas import message_class, ros2msg_schema
 from gamgin_common.stage import StageError, StageNode, run_stage
@@ -101,19 +100,6 @@ class BridgeNode(StageNode):
         if self.health.level == OK:
             self.health.ok(self._serving())
 
-    def _qos_for(self, topic: str) -> QoSProfile:
-        """Match the publishers: reliable unless one is best effort; transient local when
-        every publisher latches (so a client sees the current turn/device state at once)."""
-        infos = self.get_publishers_info_by_topic(topic)
-        best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
-        latched = bool(infos) and all(
-            i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
-        rel = ReliabilityPolicy
-        return QoSProfile(
-            depth=100,
-            reliability=rel.BEST_EFFORT if best_effort else rel.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-
     def _client_subscribed(self, client_id: int, topic: str, subscribed: bool) -> None:
         with self._lock:
             clients = self._fg_clients.setdefault(topic, set())
@@ -126,7 +112,7 @@ class BridgeNode(StageNode):
                     self.health.count("messages_forwarded")
 
                 self._fg_subs[topic] = self.create_subscription(
-                    message_class(self._fg_types[topic]), topic, forward, self._qos_for(topic),
+                    message_class(self._fg_types[topic]), topic, forward, qos.matching(self, topic),
                     raw=True)
             elif not clients and topic in self._fg_subs:
                 self.destroy_subscription(self._fg_subs.pop(topic))

@@ -13,24 +13,16 @@ import time
 from collections import deque
 
 import numpy as np
-from builtin_interfaces.msg import Time as TimeMsg
 
 from gamgin_common import audio, qos
 from gamgin_common.paths import require_model
 from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_common.stamps import ns_of, time_msg
 from gamgin_interfaces.msg import AudioChunk, Transcript, TurnState, WakeEvent
 from gamgin_stt.backends import ModelMissing, RecognizerConfig, load_recognizer
 from gamgin_stt.core import SttConfig, Transcriber, TranscriptEvent
 from gamgin_stt.segmenter import VadConfig
 from gamgin_stt.vad import SAMPLE_RATE, SileroVad
-
-
-def _ns(t: TimeMsg) -> int:
-    return t.sec * 1_000_000_000 + t.nanosec
-
-
-def _time_msg(ns: int) -> TimeMsg:
-    return TimeMsg(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 class SttNode(StageNode):
@@ -169,7 +161,7 @@ class SttNode(StageNode):
                 self.get_logger().warn(f"audio/mic at {fmt.sample_rate} Hz: resampling to 16 kHz")
                 self._resamplers = {fmt.sample_rate: audio.Resampler(fmt.sample_rate, SAMPLE_RATE)}
             samples = self._resamplers[fmt.sample_rate](samples)
-        stamp = _ns(msg.header.stamp) or received - len(samples) * 1_000_000_000 // SAMPLE_RATE
+        stamp = ns_of(msg.header.stamp) or received - len(samples) * 1_000_000_000 // SAMPLE_RATE
         if self._gated():
             samples = np.zeros_like(samples)  # keep the timeline, hear nothing
             self.health.count("self_voice_gated_chunks")
@@ -192,7 +184,7 @@ class SttNode(StageNode):
         return speaking or now < self._gate_until
 
     def _on_wake(self, msg: WakeEvent) -> None:
-        start = _ns(msg.word_end) or _ns(msg.header.stamp) or time.time_ns()
+        start = ns_of(msg.word_end) or ns_of(msg.header.stamp) or time.time_ns()
         self._queue.put(("wake", msg.turn_id, start))
 
     def _on_turn_state(self, msg: TurnState) -> None:
@@ -237,8 +229,8 @@ class SttNode(StageNode):
         msg.language = ev.language
         msg.confidence = float(ev.confidence)
         msg.is_final = ev.is_final
-        msg.speech_start = _time_msg(ev.speech_start_ns)
-        msg.speech_end = _time_msg(ev.speech_end_ns)
+        msg.speech_start = time_msg(ev.speech_start_ns)
+        msg.speech_end = time_msg(ev.speech_end_ns)
         msg.source = "stt"
         self.pub.publish(msg)
         if ev.is_final:
