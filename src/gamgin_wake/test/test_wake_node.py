@@ -119,7 +119,12 @@ def test_no_wake_on_the_robots_own_voice_unless_it_stopped_speaking(graph, probe
                                         .get("suppressed_self_voice", "0")) >= 1, 5)
     graph["playback"].publish(TurnState(turn_id=1, state=TurnState.IDLE, reason="test"))
     time.sleep(1.0)  # past self_voice_tail_s
-    got = speak(graph, "wake")
+    # The gate is what is tested here, not recall (the benchmark measures that; a clean
+    # espeak take is missed now and then through the real audio path): up to 3 takes.
+    for _ in range(3):
+        got = speak(graph, "wake")
+        if got:
+            break
     assert len(got) == 1, graph["node"].log()
     assert got[0].turn_id > max(before_ids), "every wake opens a new, larger turn id"
 
