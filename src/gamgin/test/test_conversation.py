@@ -95,12 +95,17 @@ def loud_seconds(x: np.ndarray, rate: int = 16000) -> float:
 
 def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_path):
     (_, clip, dur), = synth_clips(["switch on the living room light"], tmp_path)
-    n_tr, n_pb = len(room.traces), len(room.playback)
-    with testing.Recorder(f"{room.sink}.monitor") as rec:
-        testing.play_to_sink(clip, room.sink)
-        assert testing.wait_for(lambda: len(room.traces) > n_tr, 30), room.log()
-        heard = rec.stop()
-    trace = room.traces[n_tr]
+    # Whisper base mis-hears espeak now and then ("living room right"): two takes at most;
+    # what is tested is that a heard command is obeyed and answered aloud.
+    for _ in range(2):
+        n_tr, n_pb = len(room.traces), len(room.playback)
+        with testing.Recorder(f"{room.sink}.monitor") as rec:
+            testing.play_to_sink(clip, room.sink)
+            assert testing.wait_for(lambda n=n_tr: len(room.traces) > n, 30), room.log()
+            heard = rec.stop()
+        trace = room.traces[n_tr]
+        if "living room light" in trace.user_text.lower():
+            break
     assert trace.outcome == "answered" and "living room light" in trace.user_text.lower()
     assert trace.route == "intent" and trace.reply_text
     assert room.light_on() is True
