@@ -30,7 +30,7 @@ class Child:
     proc: subprocess.Popen | None = None
     started: float = 0.0
     restarts: int = 0
-    backoff: float = 1.0
+    backoff: float = 0.0  # the first crash restarts at once: a turn is waiting on this node
     next_start: float = 0.0
     reader: threading.Thread | None = None
     exit_codes: list[int] = field(default_factory=list)
@@ -118,13 +118,14 @@ class Supervisor:
                     self.say(f"{child.node.name} exited with {code}; respawn is off")
                     continue
                 if now - child.started > self.healthy_after:
-                    child.backoff = 1.0
+                    child.backoff = 0.0
                 child.next_start = now + child.backoff
                 self.say(f"{child.node.name} exited with {code}; "
-                         f"restarting in {child.backoff:.0f} s")
-                child.backoff = min(child.backoff * 2, self.max_backoff)
+                         f"restarting in {child.backoff:.1f} s")
+                # a node that keeps crashing backs off: 0, 0.5, 1, 2 ... max_backoff
+                child.backoff = min(max(child.backoff * 2, 0.5), self.max_backoff)
                 self.on_event("exited", child)
-            elif proc is None and child.next_start and now >= child.next_start:
+            if child.proc is None and child.next_start and now >= child.next_start:
                 child.next_start = 0.0
                 child.restarts += 1
                 self._start(child)

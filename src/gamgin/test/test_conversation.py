@@ -15,7 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 
 from gamgin.bench_e2e import GraphRun, make_config, synth_clips
 from gamgin.graph import default_config_dir
-from gamgin_common import qos, testing
+from gamgin_common import audio, qos, testing
 from gamgin_interfaces.msg import (
     AudioChunk,
     DeviceState,
@@ -94,7 +94,7 @@ def loud_seconds(x: np.ndarray, rate: int = 16000) -> float:
 
 
 def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_path):
-    (_, clip, dur), = synth_clips(["switch on the living room light"], tmp_path)
+    (_, clip, _), = synth_clips(["switch on the living room light"], tmp_path)
     # Whisper base mis-hears espeak now and then ("living room right"): two takes at most;
     # what is tested is that a heard command is obeyed and answered aloud.
     for _ in range(2):
@@ -102,16 +102,18 @@ def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_pat
         with testing.Recorder(f"{room.sink}.monitor") as rec:
             testing.play_to_sink(clip, room.sink)
             assert testing.wait_for(lambda n=n_tr: len(room.traces) > n, 30), room.log()
+            time.sleep(0.5)  # the answer's last block is still in the sink's buffer
             heard = rec.stop()
         trace = room.traces[n_tr]
         if "living room light" in trace.user_text.lower():
             break
     assert trace.outcome == "answered" and "living room light" in trace.user_text.lower()
-    assert trace.route == "intent" and trace.reply_text
+    assert trace.route == "intent" and trace.reply_text and trace.first_audio.sec > 0
     assert room.light_on() is True
     assert any(m.state == TurnState.SPEAKING for m in room.playback[n_pb:])
     # the room heard the user (clip) and then the robot's answer
-    assert loud_seconds(heard) > dur + 0.5, (loud_seconds(heard), dur)
+    said = loud_seconds(audio.resample(*testing.read_wav(clip), 16000))
+    assert loud_seconds(heard) > said + 0.5, (loud_seconds(heard), said)
 
 
 def test_the_robot_does_not_wake_or_obey_its_own_voice(room):
@@ -170,15 +172,23 @@ def test_a_node_killed_mid_turn_comes_back_and_the_next_turn_works(room, tmp_pat
     killed = time.monotonic()
     subprocess.run(["kill", "-9", str(old_pid)], check=True)
     player.wait(30)
-    assert testing.wait_for(lambda: (room.active("stt") or {}).get("pid") not in
-                            (None, str(old_pid)), 15), room.log()
+    # back = a new process, active, and hearing the microphone again
+    def back() -> bool:
+        vals = room.active("stt") or {}
+        return vals.get("pid") not in (None, str(old_pid)) and vals.get("mic") == "receiving"
+
+    assert testing.wait_for(back, 15), room.log()
     back_s = time.monotonic() - killed
     assert back_s <= 5.0, back_s
     time.sleep(0.5)
-    n_tr = len(room.traces)
-    testing.play_to_sink(clip2, room.sink)
-    assert testing.wait_for(lambda: any(t.outcome == "answered" and "light" in t.user_text.lower()
-                                        for t in room.traces[n_tr:]), 30), room.log()
+    for _ in range(2):  # a second take when Whisper mis-hears espeak ("living room right")
+        n_tr = len(room.traces)
+        testing.play_to_sink(clip2, room.sink)
+        assert testing.wait_for(lambda n=n_tr: any(t.outcome == "answered"
+                                                   for t in room.traces[n:]), 30), room.log()
+        if any("light" in t.user_text.lower() for t in room.traces[n_tr:]):
+            break
+    assert any("light" in t.user_text.lower() for t in room.traces[n_tr:]), room.log()
     assert room.light_on() is True
 
 

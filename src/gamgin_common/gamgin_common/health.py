@@ -39,8 +39,12 @@ class Health:
     def error(self, message: str) -> None:
         self.set(ERROR, message)
 
-    def value(self, key: str, val: object) -> None:
+    def value(self, key: str, val: object, notify: bool = False) -> None:
+        """Set a key value; `notify` publishes it at once when it changed (for milestones,
+        not for values that change all the time)."""
         with self._lock:
+            if notify and self.values.get(key) != str(val):
+                self._changed = True
             self.values[key] = str(val)
 
     def count(self, key: str, n: int = 1) -> None:

@@ -9,7 +9,9 @@
   restarts learns the current state at once. Depth 20, not 1: transitions come in quick
   bursts (CANCELLED then LISTENING) and a subscriber must see each; a late joiner gets
   the recent ones too, which is harmless since every node ignores turns older than its own.
-- Diagnostics follow the ROS convention (reliable, volatile, small depth).
+- Diagnostics are reliable with a small depth, as in ROS, but TRANSIENT_LOCAL: a monitor
+  that starts (`gamgin status`) or a node that restarts is seen at once, not at the next
+  1 Hz tick after discovery; volatile subscribers (rqt, diagnostic_aggregator) still match.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ EVENTS = _profile(20)  # wake, transcript
 TOKENS = _profile(500)  # a reply's tokens arrive faster than TTS consumes them
 STATE = _profile(20, latched=True)  # turn state
 DEVICE_STATE = _profile(64, latched=True)  # one latched sample per device change
-DIAGNOSTICS = _profile(10)
+DIAGNOSTICS = _profile(10, latched=True)
 
 
 def matching(node, topic: str, depth: int = 100) -> QoSProfile:

@@ -153,7 +153,10 @@ class SttNode(StageNode):
         except audio.MalformedAudio as exc:
             self._bad_input(f"audio/mic chunk seq {msg.seq} rejected: {exc}")
             return
-        if self._last_seq is not None and msg.seq != self._last_seq + 1 and msg.seq != 0:
+        if self._last_seq is None:
+            # discovery done, audio flows: only now is a (re)started STT really listening
+            self.health.value("mic", "receiving", notify=True)
+        elif msg.seq != self._last_seq + 1 and msg.seq != 0:
             self.health.count("mic_gaps")
         self._last_seq = msg.seq
         if fmt.sample_rate != SAMPLE_RATE:

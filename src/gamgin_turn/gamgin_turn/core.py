@@ -55,7 +55,10 @@ class TurnTracker:
     listen_timeout_s: float = 12.0  # wake -> final transcript (STT has its own window)
     think_timeout_s: float = 30.0  # final transcript -> first audio
     speak_timeout_s: float = 120.0  # a reply that never finishes playing
-    tail_s: float = 1.5  # reply complete but no audio (e.g. empty answer) -> idle after this
+    # reply complete and no audio yet: the TTS ends its stream at once when there is nothing
+    # to say; this only bounds the wait when it never does (TTS down). It must exceed the
+    # TTS's first-sentence time on a loaded CPU, else a slow answer is cut off unheard.
+    tail_s: float = 10.0
     turn_id: int = 0
     state: int = IDLE
     trace: Trace | None = None
@@ -179,8 +182,8 @@ class TurnTracker:
             self._set(IDLE, "listen timeout", now)
             self._finish("no speech", now)
         elif self.state == THINKING and self._reply_done_at and not self.trace.first_audio and (
-                now - self._reply_done_at) / 1e9 > self.tail_s:
-            self._set(IDLE, "reply had no audio", now)
+                self._audio_done or (now - self._reply_done_at) / 1e9 > self.tail_s):
+            self._set(IDLE, "reply had no audio" if self._audio_done else "no audio from tts", now)
             self._finish(self.trace.outcome or "answered", now)
         elif self.state == THINKING and age > self.think_timeout_s:
             self._set(CANCELLED, "think timeout", now)

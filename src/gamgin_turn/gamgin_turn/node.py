@@ -33,7 +33,7 @@ class TurnNode(StageNode):
             listen_timeout_s=float(p("listen_timeout_s", 12.0).value),
             think_timeout_s=float(p("think_timeout_s", 30.0).value),
             speak_timeout_s=float(p("speak_timeout_s", 120.0).value),
-            tail_s=float(p("no_audio_tail_s", 1.5).value))
+            tail_s=float(p("no_audio_tail_s", 10.0).value))
         self._lock = threading.Lock()
         self.last: dict[str, float] = {}
 

@@ -61,7 +61,27 @@ def test_timeouts_end_a_hanging_turn():
     t.on_wake(2, 10 * S, 10 * S)
     t.on_transcript(2, True, 11 * S, "hi", 10 * S, 11 * S, 11 * S)
     t.on_token(2, 11 * S, "", True, "llm", "stop", 11 * S)  # an empty reply: nothing to play
-    t.tick(12 * S + S // 2 + 1)
+    t.tick(12 * S)
+    assert t.state == THINKING  # the TTS has not said whether anything will play
+    t.on_audio(2, 12 * S, False, True, 12 * S)  # its stream ends empty
+    t.tick(12 * S + 1)
+    assert t.state == IDLE and t.drain()[1][-1].outcome == "answered"
+
+
+def test_a_slow_tts_is_waited_for_and_a_silent_one_is_given_up_on():
+    t = TurnTracker(tail_s=10)
+    t.on_transcript(3, True, S, "switch on the light", 0, S, S)
+    t.on_token(3, S, "OK, the light is on.", True, "intent", "stop", S)
+    t.tick(5 * S)  # a loaded CPU: the first sentence takes seconds
+    assert t.state == THINKING
+    t.on_audio(3, 6 * S, True, False, 6 * S)
+    t.on_playback(3, "started", 6 * S, 6 * S)
+    t.on_audio(3, 7 * S, False, True, 7 * S)
+    t.on_playback(3, "finished", 8 * S, 8 * S)
+    assert t.drain()[1][-1].outcome == "answered"
+    t.on_transcript(4, True, 9 * S, "hello", 8 * S, 9 * S, 9 * S)
+    t.on_token(4, 9 * S, "Hi!", True, "llm", "stop", 9 * S)
+    t.tick(19 * S + 1)  # the TTS never answered
     assert t.state == IDLE
 
 
