@@ -63,19 +63,20 @@ def synth_clips(turns: list[str], folder: Path) -> list[tuple[str, Path, float]]
     return clips
 
 
+def edit_params(config: Path, file: str, node: str, **params) -> None:
+    """Set ROS parameters of `node` in a params file of a config folder."""
+    p = config / file
+    data = yaml.safe_load(p.read_text())
+    data.setdefault(node, {}).setdefault("ros__parameters", {}).update(params)
+    p.write_text(yaml.safe_dump(data, allow_unicode=True))
+
+
 def make_config(base: Path, dest: Path, mic_sink: str, spk_sink: str, stt_mode: str) -> Path:
     shutil.copytree(base, dest)
-
-    def edit(file: str, node: str, **params) -> None:
-        p = dest / file
-        data = yaml.safe_load(p.read_text())
-        data.setdefault(node, {}).setdefault("ros__parameters", {}).update(params)
-        p.write_text(yaml.safe_dump(data, allow_unicode=True))
-
-    edit("audio.yaml", "/gamgin/mic", pulse_source=f"{mic_sink}.monitor")
-    edit("audio.yaml", "/gamgin/speaker", pulse_sink=spk_sink)
+    edit_params(dest, "audio.yaml", "/gamgin/mic", pulse_source=f"{mic_sink}.monitor")
+    edit_params(dest, "audio.yaml", "/gamgin/speaker", pulse_sink=spk_sink)
     if (dest / "stt.yaml").exists():
-        edit("stt.yaml", "/gamgin/stt", mode=stt_mode)
+        edit_params(dest, "stt.yaml", "/gamgin/stt", mode=stt_mode)
     return dest
 
 

@@ -9,7 +9,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
@@ -88,11 +87,6 @@ def room(pulse, probe, node_env, tmp_path_factory):
             run.stop()
 
 
-def loud_seconds(x: np.ndarray, rate: int = 16000) -> float:
-    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
-    return float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > 0.02)) * 0.02
-
-
 def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_path):
     (_, clip, _), = synth_clips(["switch on the living room light"], tmp_path)
     # Whisper base mis-hears espeak now and then ("living room right"): two takes at most;
@@ -112,8 +106,8 @@ def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_pat
     assert room.light_on() is True
     assert any(m.state == TurnState.SPEAKING for m in room.playback[n_pb:])
     # the room heard the user (clip) and then the robot's answer
-    said = loud_seconds(audio.resample(*testing.read_wav(clip), 16000))
-    assert loud_seconds(heard) > said + 0.5, (loud_seconds(heard), said)
+    said = testing.loud_seconds(audio.resample(*testing.read_wav(clip), 16000))
+    assert testing.loud_seconds(heard) > said + 0.5, (testing.loud_seconds(heard), said)
 
 
 def test_the_robot_does_not_wake_or_obey_its_own_voice(room):

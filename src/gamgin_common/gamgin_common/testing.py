@@ -193,6 +193,13 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return (x.reshape(-1, ch).mean(axis=1) if ch > 1 else x), rate
 
 
+def loud_seconds(x: np.ndarray, rate: int = 16000, thresh: float = 0.02) -> float:
+    """Seconds of 20 ms frames louder than `thresh` RMS: how long something was heard."""
+    n = rate // 50
+    frames = x[: len(x) // n * n].reshape(-1, n)
+    return float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > thresh)) * 0.02
+
+
 def best_correlation(needle: np.ndarray, haystack: np.ndarray) -> float:
     """Peak normalized cross-correlation of needle inside haystack (1.0 = identical shape)."""
     if len(haystack) < len(needle) or len(needle) == 0:

@@ -3,7 +3,6 @@ that plays the rest of the graph (publishes transcripts and turn states, records
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -15,11 +14,10 @@ from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos
-from gamgin_common.paths import models_dir
 from gamgin_common.testing import test_env, wait_for
 from gamgin_interfaces.msg import DeviceState, TokenChunk, Transcript, TurnState
+from gamgin_llm.testing import MODEL, LlamaServer
 
-MODEL = models_dir() / "smollm2-135m-instruct.gguf"
 HERE = Path(__file__).resolve().parent
 
 
@@ -68,50 +66,6 @@ def devices(env, test_dir):
     yield proc
     proc.terminate()
     proc.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlamaServer:
-    """A real `python -m llama_cpp.server` with the packaged model on loopback."""
-
-    def __init__(self, *extra_args: str) -> None:
-        self.extra_args = list(extra_args)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> LlamaServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(MODEL), "--host",
-             "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2",
-             *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        import httpx2
-
-        def up() -> bool:
-            try:
-                return httpx2.get(f"{self.url}/models", timeout=1.0).status_code == 200
-            except httpx2.HTTPError:
-                return False
-
-        if not wait_for(up, 60, 0.3):
-            self.stop()
-            raise RuntimeError("llama_cpp.server did not come up")
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture

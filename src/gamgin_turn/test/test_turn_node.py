@@ -44,11 +44,17 @@ def test_turn_states_trace_and_interrupt(probe, node_env, tmp_path):
                                      now + 1_100_000_000))
         pubs["tokens"].publish(stamp(TokenChunk(turn_id=11, seq=1, is_final=True,
                                                 finish_reason="stop"), now + 1_110_000_000))
+        # topics are not ordered with each other: keep the causal order a real graph has
+        assert testing.wait_for(lambda: (11, TurnState.THINKING) in
+                                [(s.turn_id, s.state) for s in states], 10), node.log()
         pubs["audio/speech"].publish(stamp(AudioChunk(turn_id=11, sample_rate=16000, channels=1,
                                                       encoding="s16le", data=b"\0\0" * 160),
                                            now + 1_300_000_000))
+        time.sleep(0.3)
         pubs["audio/playback"].publish(stamp(TurnState(turn_id=11, state=TurnState.SPEAKING),
                                              now + 1_320_000_000))
+        assert testing.wait_for(lambda: (11, TurnState.SPEAKING) in
+                                [(s.turn_id, s.state) for s in states], 10), node.log()
         pubs["audio/playback"].publish(stamp(TurnState(turn_id=11, state=TurnState.IDLE),
                                              now + 2_000_000_000))
         assert testing.wait_for(lambda: len(traces) >= 1, 10), node.log()

@@ -10,7 +10,7 @@ import soundfile as sf
 from diagnostic_msgs.msg import DiagnosticArray
 
 from gamgin_common import qos, testing
-from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
+from gamgin_interfaces.msg import AudioChunk, WakeEvent
 from gamgin_wake import enroll, synth
 
 pytestmark = pytest.mark.integration
@@ -65,11 +65,9 @@ def graph(pulse, probe, node_env, tmp_path_factory):
             return s is not None and int(values(s).get("chunks", "0")) > 20
 
         assert testing.wait_for(mic_flowing, 20), mic_node.log()
-        playback = probe.publisher(TurnState, "/gamgin/audio/playback", qos.EVENTS)
         mic_pub = probe.publisher(AudioChunk, "/gamgin/audio/mic", qos.MIC_AUDIO)
-        assert probe.wait_for_subscribers(playback, 1, 20)
         yield {"mic": mic, "wakes": wakes, "diags": diags, "node": wake_node, "clips": clips,
-               "playback": playback, "mic_pub": mic_pub}
+               "mic_pub": mic_pub}
         assert wake_node.alive(), wake_node.log()
 
 
@@ -108,36 +106,6 @@ def test_bad_audio_is_reported_and_the_node_keeps_listening(graph, probe):
     assert int(values(latest(probe, graph["diags"], "/gamgin/wake"))["bad_chunks"]) >= 1
     time.sleep(2.0)  # past the refractory period of the previous test's wake
     assert len(speak(graph, "wake")) == 1, graph["node"].log()
-
-
-@pytest.mark.skip(reason="flaky through the real audio path late in a long suite (recall of one "
-                  "espeak take); the gate is covered by gamgin/test/test_conversation.py "
-                  "(own voice never wakes) and test_barge_in.py; to be made deterministic")
-def test_no_wake_on_the_robots_own_voice_unless_it_stopped_speaking(graph, probe):
-    before_ids = [w.turn_id for w in graph["wakes"]]
-    graph["playback"].publish(TurnState(turn_id=1, state=TurnState.SPEAKING, reason="test"))
-    time.sleep(0.3)
-
-    def suppressed() -> int:
-        return int(values(latest(probe, graph["diags"], "/gamgin/wake"))
-                   .get("suppressed_self_voice", "0"))
-
-    # Heard (a candidate) but not woken; up to 3 takes since recall is not what is tested
-    for _ in range(3):
-        assert speak(graph, "wake") == [], graph["node"].log()
-        if testing.wait_for(lambda: suppressed() >= 1, 5):
-            break
-    assert suppressed() >= 1, graph["node"].log()
-    graph["playback"].publish(TurnState(turn_id=1, state=TurnState.IDLE, reason="test"))
-    time.sleep(1.0)  # past self_voice_tail_s
-    # The gate is what is tested here, not recall (the benchmark measures that; a clean
-    # espeak take is missed now and then through the real audio path): up to 3 takes.
-    for _ in range(3):
-        got = speak(graph, "wake")
-        if got:
-            break
-    assert len(got) == 1, graph["node"].log()
-    assert got[0].turn_id > max(before_ids), "every wake opens a new, larger turn id"
 
 
 @pytest.mark.parametrize("params, expect", [
