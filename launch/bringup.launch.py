@@ -29,7 +29,8 @@ def graph_nodes(context, *args, **kwargs) -> list:
             namespace=graph.namespace,
             parameters=[str(p) for p in node.param_files(config_dir)],
             respawn=node.respawn,
-            respawn_delay=1.0,
+            respawn_delay=0.0,  # as gamgin up: a turn may be waiting on the node
+            prefix=" ".join(node.prefix()) or None,
             output="screen",
             condition=UnlessCondition(LaunchConfiguration("no_audio")) if node.audio else None,
         )

@@ -27,6 +27,11 @@ class GraphNode:
     audio: bool = False  # needs a sound device: skipped by `gamgin up --no-audio`
     respawn: bool = True
     description: str = ""
+    nice: int = 0  # > 0: yields the CPU to the conversation path (helpers, viewers)
+
+    def prefix(self) -> list[str]:
+        """Command prefix that applies `nice` (the same for gamgin up and ros2 launch)."""
+        return ["nice", "-n", str(self.nice)] if self.nice else []
 
     def param_files(self, config_dir: Path) -> list[Path]:
         return [config_dir / p for p in self.params]
@@ -55,7 +60,7 @@ class Graph:
             raise GraphError(f"no profile {profile!r} in {config_dir / 'profiles'}; known: {known}")
         return Graph(self.namespace, tuple(
             GraphNode(n.name, n.package, n.executable, (*n.params, rel), n.audio, n.respawn,
-                      n.description) for n in self.nodes))
+                      n.description, n.nice) for n in self.nodes))
 
     def select(self, no_audio: bool = False, only: set[str] | None = None,
                exclude: set[str] | None = None) -> list[GraphNode]:
@@ -89,7 +94,7 @@ def load_graph(path: str | Path) -> Graph:
         if missing:
             raise GraphError(f"{path}: nodes[{i}] lacks {', '.join(missing)}")
         unknown = set(entry) - {"name", "package", "executable", "params", "audio", "respawn",
-                                "description"}
+                                "description", "nice"}
         if unknown:
             raise GraphError(
                 f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
@@ -97,12 +102,16 @@ def load_graph(path: str | Path) -> Graph:
             raise GraphError(f"{path}: node name {entry['name']!r} appears twice")
         seen.add(entry["name"])
         params = entry.get("params") or []
+        nice = entry.get("nice", 0)
+        if not isinstance(nice, int) or not 0 <= nice <= 19:
+            raise GraphError(f"{path}: nodes[{i}] ({entry['name']}): nice must be 0..19, "
+                             f"got {nice!r}")
         nodes.append(GraphNode(
             name=str(entry["name"]), package=str(entry["package"]),
             executable=str(entry["executable"]),
             params=tuple(str(p) for p in (params if isinstance(params, list) else [params])),
             audio=bool(entry.get("audio", False)), respawn=bool(entry.get("respawn", True)),
-            description=str(entry.get("description", "")),
+            description=str(entry.get("description", "")), nice=nice,
         ))
     return Graph(namespace=ns, nodes=tuple(nodes))
 

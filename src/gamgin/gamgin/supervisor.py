@@ -56,7 +56,7 @@ class Supervisor:
             args = node.ros_args(graph.namespace, config_dir)
             for key, value in (overrides or {}).get(node.name, {}).items():
                 args += ["-p", f"{key}:={value}"]  # command-line flags beat params files
-            self.children.append(Child(node, [str(exe), *args]))
+            self.children.append(Child(node, [*node.prefix(), str(exe), *args]))
         width = max((len(c.node.name) for c in self.children), default=4)
         self._prefix = {c.node.name: c.node.name.ljust(width) for c in self.children}
         self.on_event: Callable[[str, Child], None] = lambda kind, child: None

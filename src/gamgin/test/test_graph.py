@@ -32,6 +32,15 @@ def test_ros_args_are_what_ros2_launch_would_pass(tmp_path):
         "--params-file", str(tmp_path / "audio.yaml")]
 
 
+def test_helpers_run_niced_and_the_conversation_path_does_not():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    nice = {n.name: n.nice for n in graph.nodes}
+    assert all(nice[n] == 0 for n in ("mic", "speaker", "wake", "stt", "llm", "tts", "turn"))
+    assert nice["foxglove_bridge"] > 0 and nice["speech_bubble"] > 0
+    bridge = next(n for n in graph.nodes if n.name == "foxglove_bridge")
+    assert bridge.prefix() == ["nice", "-n", str(bridge.nice)]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("nodes: 3", "'nodes' list"),
     ("nodes: [{name: a, package: p}]", "lacks executable"),
@@ -39,6 +48,7 @@ def test_ros_args_are_what_ros2_launch_would_pass(tmp_path):
      "appears twice"),
     ("nodes: [{name: a, package: p, executable: e, colour: red}]", "unknown keys"),
     ("nodes: [", "not valid YAML"),
+    ("nodes: [{name: a, package: p, executable: e, nice: -5}]", "nice must be 0..19"),
 ])
 def test_malformed_graphs_are_refused_with_the_reason(tmp_path, text, message):
     (tmp_path / "graph.yaml").write_text(text)

@@ -66,6 +66,7 @@ def test_launch_file_declares_the_same_graph_as_gamgin_up(monkeypatch):
             node.package, node.executable, graph.namespace)
         assert kw["parameters"] == [str(p) for p in node.param_files(ROOT / "config")]
         assert kw["respawn"] is node.respawn
+        assert kw.get("prefix") == (f"nice -n {node.nice}" if node.nice else None)
         assert (kw["condition"] is not None) == node.audio  # no_audio:=true drops audio nodes
 
     env = {a.args[0]: a.args[1] for a in actions if type(a).__name__ == "SetEnvironmentVariable"}
