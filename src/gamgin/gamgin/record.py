@@ -87,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.output) if args.output else Path(os.environ.get("GAMGIN_HOME", ".")) / \
         "recordings" / time.strftime("%Y%m%d-%H%M%S.mcap")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:  # before ROS starts: a bad path is a one-line error, not a traceback
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.open("ab").close()
+    except OSError as exc:
+        print(f"gamgin record: cannot write {out}: {exc.strerror or exc}; choose another "
+              "path with -o", file=sys.stderr)
+        return 2
 
     import rclpy
 

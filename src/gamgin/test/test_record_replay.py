@@ -60,3 +60,11 @@ def test_replay_refuses_a_missing_or_corrupt_file(node_env, tmp_path):
     corrupt = subprocess.run(["gamgin", "replay", str(bad)], env=node_env, capture_output=True,
                              text=True, timeout=30)
     assert corrupt.returncode == 1 and "cannot read" in corrupt.stderr
+
+
+def test_record_to_an_unwritable_place_says_so(node_env, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    r = subprocess.run(["gamgin", "record", "-o", str(tmp_path / "a_file" / "x.mcap"),
+                        "--seconds", "1"], env=node_env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
