@@ -310,10 +310,9 @@ def main(argv: list[str] | None = None) -> int:
              if args.turns_file else TURNS)
 
     from gamgin_common import testing
+    from gamgin_common.paths import results_path
 
-    home = Path(os.environ.get("GAMGIN_HOME", "."))
-    out = Path(args.out) if args.out else home / "results" / "bench-e2e.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-e2e.json", args.out)
     domain = testing.unique_domain_id()
     env = testing.test_env(domain)
     os.environ.update(env)

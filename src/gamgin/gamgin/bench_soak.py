@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from gamgin.bench_e2e import TURNS, GraphRun, make_config, synth_clips
+from gamgin_common.paths import results_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:24s} {r['rss_after_warmup_mb']:11.1f} MB {r['rss_end_mb']:8.1f} "
               f"{r['rss_peak_mb']:8.1f} {r['growth_percent']:7.2f}%"
               + ("" if r["processes"] == 1 else f"  ({r['processes']} processes: restarted!)"))
-    out = Path(args.out) if args.out else Path(os.environ.get("GAMGIN_HOME", ".")) / \
-        "results" / "bench-soak.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-soak.json", args.out)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out}")
     return 0

@@ -14,9 +14,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+from gamgin_common.paths import results_path
 
 PROFILES = {
     # name: (sample_rate, chunk_ms, paced) -- paced = real time, else a burst
@@ -163,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mic chunks/s':28s} {a['mic_chunks_per_s']} (expected 50)")
     finally:
         probe.close()
-    out = Path(args.out) if args.out else Path(os.environ.get("GAMGIN_HOME", ".")) / "results" / \
-        "bench-transport.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-transport.json", args.out)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

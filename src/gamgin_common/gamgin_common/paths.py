@@ -36,6 +36,15 @@ def data_dir() -> Path:
     return (root / "data") if root else Path.home() / ".local/share/gamgin"
 
 
+def results_path(filename: str, override: str | Path | None = None) -> Path:
+    """Where a benchmark writes its figures: `override` (a bench's --out) if given, else
+    <workspace>/results/<filename> ($GAMGIN_HOME, else the workspace, else the current
+    folder). The parent folder is created."""
+    out = Path(override) if override else (workspace_root() or Path.cwd()) / "results" / filename
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def resolve_model(name_or_path: str) -> Path:
     """Absolute path as is; otherwise relative to the models folder. Does not check existence."""
     p = Path(os.path.expanduser(name_or_path))

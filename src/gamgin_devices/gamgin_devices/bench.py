@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from gamgin_common.paths import results_path
 from gamgin_devices.intents import DeviceIntents, IntentAnswer
 from gamgin_devices.registry import load_registry
 
@@ -136,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if not it["ok"]:
                 print(f"  MISS [{it['lang']}] {it['text']!r}: expected {it['expect']}, "
                       f"got {it['got']}")
-    root = Path(os.environ.get("GAMGIN_HOME") or Path.cwd())
-    out = root / "results" / "bench-intents.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-intents.json")
     out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"wrote {out}")
     return 0

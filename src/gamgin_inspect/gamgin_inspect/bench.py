@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+
+from gamgin_common.paths import results_path
 
 TRAFFIC = """
 import time, rclpy
@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bridge CPU, no viewer:                {result['idle_cpu_percent']:6.2f} % of one core")
     print(f"bridge CPU, viewer on every topic:    {result['watched_cpu_percent']:6.2f} % "
           f"({result['messages_forwarded_to_client']} messages forwarded)")
-    out = Path(os.environ.get("GAMGIN_HOME", ".")) / "results" / "bench-bridge.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-bridge.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gamgin_common.paths import results_path
+
 ZH_OWNERS = ["我", "爸爸", "妈妈", "奶奶", "爷爷", "哥哥", "姐姐", "弟弟", "妹妹", "老婆", "老公",
              "儿子", "女儿", "外婆", "外公", "舅舅"]
 ZH_ITEMS = ["护照", "驾照", "身份证", "社保卡", "医保卡", "签证", "居住证", "港澳通行证", "银行卡",
@@ -105,13 +107,6 @@ def make_collection(root: Path, n_zh: int, n_en: int, seed: int = 1) -> list[dic
 def percentile(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else float("nan")
-
-
-def results_dir() -> Path:
-    from gamgin_common.paths import workspace_root
-
-    home = os.environ.get("GAMGIN_HOME") or str(workspace_root() or Path.cwd())
-    return Path(home) / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['p50_ms']:7.1f}")
     print(f"(load average {result['load_avg']:.1f} on {os.cpu_count()} cores: "
           "compare ratios, not absolute times)")
-    out = Path(args.out) if args.out else results_dir() / "bench-kb.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-kb.json", args.out)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
     print(f"wrote {out}")
     return 0

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from gamgin_common.paths import resolve_model, workspace_root
+from gamgin_common.paths import resolve_model, results_path
 
 PROMPTS = ["What is your name?", "Tell me a short story about a ball.",
            "Why do dogs like walks?", "What should I eat for dinner?",
@@ -220,9 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"node: RSS idle {n['rss_idle_mb']:.0f} MB, after turns "
               f"{n['rss_after_turns_mb']:.0f} MB, TTFT over DDS (median) "
               f"{n['dds_ttft_ms_median']:.0f} ms")
-    root = workspace_root() or Path.cwd()
-    out = Path(os.environ.get("GAMGIN_HOME", root)) / "results" / "bench-llm.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-llm.json")
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")
     return 0

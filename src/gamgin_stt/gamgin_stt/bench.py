@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from gamgin_common.audio import resample
-from gamgin_common.paths import resolve_model, workspace_root
+from gamgin_common.paths import resolve_model, results_path
 from gamgin_common.testing import espeak_wav, read_wav
 from gamgin_stt.backends import RecognizerConfig, load_recognizer
 from gamgin_stt.core import SttConfig, Transcriber
@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="whisper-base")
     ap.add_argument("--out", default="", help="JSON path (default results/bench-stt.json)")
     args = ap.parse_args(argv)
-    home = Path(os.environ.get("GAMGIN_HOME") or workspace_root() or ".")
-    out = Path(args.out) if args.out else home / "results" / "bench-stt.json"
+    out = results_path("bench-stt.json", args.out)
     wanted = [s.strip() for s in args.setups.split(",") if s.strip()]
     setups = [s for s in SETUPS if not wanted or any(w in s.name for w in wanted)]
     items = make_items(args.quick)
@@ -230,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     if ref and fast:
         print(f"one-shot decode, ct2 fast path vs faster-whisper transcribe (en p50): "
               f"{ref['decode_p50_ms'] / fast['decode_p50_ms']:.1f}x faster")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "bench": "stt", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(),

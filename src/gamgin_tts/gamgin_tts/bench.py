@@ -16,10 +16,10 @@ import platform
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
+from gamgin_common.paths import results_path
 from gamgin_tts.backends import EngineUnavailable, create_engine
 from gamgin_tts.chunker import split_text
 from gamgin_tts.core import SpeechChunk, SpeechStreamer
@@ -181,9 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
-    home = Path(os.environ.get("GAMGIN_HOME", "."))
-    out = Path(args.out) if args.out else home / "results" / "bench-tts.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-tts.json", args.out)
     report = {"bench": "tts", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},

@@ -15,11 +15,10 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from gamgin_common.paths import resolve_model, workspace_root
+from gamgin_common.paths import resolve_model, results_path
 from gamgin_wake import synth
 from gamgin_wake.embedding import RATE, speech_bounds
 
@@ -179,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                       "enrollment": ", ".join(str(s) for s in synth.ENROLL_SPEAKERS),
                       "cores": os.cpu_count()},
               "backends": rows}
-    out = Path(args.out) if args.out else (workspace_root() or Path.cwd()) / "results" / \
-        "bench-wake.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path("bench-wake.json", args.out)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2))
     print(f"\nwrote {out}")
     return 0
