@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gamgin_stt.backends import Recognition, Recognizer
-from gamgin_stt.segmenter import Event, SpeechSegmenter, VadConfig
+from gamgin_stt.segmenter import Event, SpeechSegmenter, VadConfig, frames
 from gamgin_stt.text import join_parts
 from gamgin_stt.vad import FRAME, SAMPLE_RATE
 
@@ -42,6 +42,10 @@ class SttConfig:
     no_speech_threshold: float = 0.6  # with a log-prob under logprob_threshold: discard
     logprob_threshold: float = -1.0
     turn_id_start: int = 1  # always_on: first own turn id
+    # A speculative final that is a complete command (the `complete` predicate, e.g. a
+    # device intent that matches in full) ends the turn after this much silence instead
+    # of the whole hang-over; 0 = off. Never shorter than post_roll (the speculation).
+    early_end_ms: float = 160.0
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -50,6 +54,8 @@ class SttConfig:
             raise ValueError("listen_timeout_s must be > 0")
         if not 0.0 <= self.min_confidence < 1.0:
             raise ValueError("min_confidence must be in [0, 1)")
+        if self.early_end_ms < 0:
+            raise ValueError("early_end_ms must be >= 0 (0 = off)")
 
 
 @dataclass
@@ -99,10 +105,17 @@ class SampleBuffer:
 
 class Transcriber:
     def __init__(self, recognizer: Recognizer, vad: Callable[[np.ndarray], float],
-                 cfg: SttConfig, vad_cfg: VadConfig, log: Log | None = None) -> None:
+                 cfg: SttConfig, vad_cfg: VadConfig, log: Log | None = None,
+                 complete: Callable[[str, str], bool] | None = None) -> None:
         cfg.validate()
         self.rec, self.vad, self.cfg = recognizer, vad, cfg
         self.seg = SpeechSegmenter(vad_cfg)
+        self.complete = complete  # may be attached later (the node loads it in the background)
+        # frames of silence that end a complete command; 0 = off (also when it would not
+        # come before the hang-over anyway)
+        early = max(frames(cfg.early_end_ms), self.seg.post_roll_frames)
+        self._early_frames = (early if 0 < cfg.early_end_ms and early < frames(
+            vad_cfg.hang_over_ms) else 0)
         self._log = log or _default_log
         self.stats: Counter = Counter()
         self.last_error = ""
@@ -183,6 +196,7 @@ class Transcriber:
         self._speech_start_n = pos
         self._parts: list[Recognition] = []
         self._spec: tuple[int, Recognition | None] | None = None
+        self._spec_complete = False  # the speculation is a complete command: end early
         self._lang: str | None = None
         self._last_partial_n = pos
         self._last_partial_text = ""
@@ -204,6 +218,11 @@ class Transcriber:
             prob = self.vad(self._buf.slice(self._vad_pos, self._vad_pos + FRAME))
             self._vad_pos += FRAME
             self._on_event(self.seg.push(prob), out)
+            if (self._spec_complete and self.seg.in_speech and self.seg.paused
+                    and self.seg.silent_frames >= self._early_frames):
+                self.seg.end_now()
+                self.stats["early_ends"] += 1
+                self._finish(out)
         self._trim()
         return out
 
@@ -220,8 +239,9 @@ class Transcriber:
             self._log("info", f"turn {self.turn}: speech started")
         elif ev is Event.PAUSE and self.cfg.speculative_final:
             self._spec = (self._vad_pos, self._recognize(self._seg_start, self._vad_pos, True))
+            self._spec_complete = self._is_complete(self._spec[1])
         elif ev is Event.RESUME:
-            self._spec = None
+            self._spec, self._spec_complete = None, False
         elif ev is Event.END:
             self._finish(out)
             return
@@ -276,9 +296,21 @@ class Transcriber:
             self._last_partial_text = text
             out.append(self._event(text, last.language, last.confidence, False, 0, 0.0))
 
+    def _is_complete(self, rec: Recognition | None) -> bool:
+        if self.complete is None or not self._early_frames or rec is None or self._parts:
+            return False
+        if not self._acceptable(rec, quiet=True):
+            return False
+        try:
+            return bool(self.complete(rec.text, rec.language))
+        except Exception as exc:  # a broken plug-in must not stop listening
+            self._log("warn", f"complete-utterance check failed: {exc}; hang-over used")
+            self.complete = None
+            return False
+
     def _finish(self, out: list[TranscriptEvent]) -> None:
         end = self._frame_index(self.seg.last_voiced + 1 + self.seg.post_roll_frames)
-        spec, self._spec = self._spec, None
+        spec, self._spec, self._spec_complete = self._spec, None, False
         compute = 0.0
         if spec is not None and spec[0] == end:
             rec = spec[1]

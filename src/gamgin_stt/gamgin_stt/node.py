@@ -6,6 +6,7 @@ a slow decode delays audio (queued, never dropped) instead of losing it.
 
 from __future__ import annotations
 
+import importlib
 import queue
 import statistics
 import threading
@@ -66,7 +67,11 @@ class SttNode(StageNode):
             no_speech_threshold=float(p("no_speech_threshold", 0.6).value),
             logprob_threshold=float(p("logprob_threshold", -1.0).value),
             turn_id_start=int(p("turn_id_start", 1).value),
+            early_end_ms=float(p("early_end_ms", 160.0).value),
         )
+        # "package.module:Name" of a (text, lang) -> bool check that a transcript is a
+        # complete command (e.g. gamgin_devices.endpoint:CommandComplete); "" = none
+        self.complete_utterance = str(p("complete_utterance", "").value)
         self.warmup = bool(p("warmup", True).value)
         # Always-on listening must not transcribe the robot's own voice: while the speaker
         # plays (audio/playback SPEAKING) and a short tail after, mic audio reaches the VAD
@@ -118,11 +123,39 @@ class SttNode(StageNode):
         self.health.value("load_s", f"{time.monotonic() - t0:.2f}")
         self.core = Transcriber(rec, SileroVad(vad_path), self.stt_cfg, self.vad_cfg,
                                 log=self._log)
+        # the check loads in the background (~0.5 s of intents): listening starts now, and
+        # a restarted STT is back as fast as before; early ends begin once it is there
+        threading.Thread(target=self._attach_complete, args=(self.core,), daemon=True,
+                         name="stt-complete-check").start()
         self.pub = self.stage_publisher(Transcript, "transcript", qos.EVENTS)
         self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO)
         self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
         self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
+
+    def _attach_complete(self, core: Transcriber) -> None:
+        check = self._load_complete()
+        if check is not None and self.core is core:
+            core.complete = check
+
+    def _load_complete(self):
+        """The complete-utterance check, or None. A missing plug-in costs only the early
+        end of commands, so it is a warning, not a failure to listen."""
+        dotted = self.complete_utterance
+        if not dotted or self.stt_cfg.early_end_ms <= 0:
+            self.health.value("early_end", "off")
+            return None
+        try:
+            mod_name, _, attr = dotted.partition(":")
+            check = getattr(importlib.import_module(mod_name), attr)()
+        except Exception as exc:
+            msg = (f"complete_utterance {dotted!r} not loaded ({type(exc).__name__}: {exc}); "
+                   "turns end after the full hang-over")
+            self.get_logger().warn(msg)
+            self.health.value("early_end", f"off: {exc}")
+            return None
+        self.health.value("early_end", f"{self.stt_cfg.early_end_ms:.0f} ms for {dotted}")
+        return check
 
     def activate_stage(self) -> None:
         self._running = True

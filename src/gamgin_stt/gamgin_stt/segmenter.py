@@ -126,6 +126,11 @@ class SpeechSegmenter:
             return Event.CUT
         return None
 
+    def end_now(self) -> None:
+        """End the utterance before the hang-over (the caller knows it is complete)."""
+        self.in_speech = False
+        self._run = 0
+
     def cut_point(self, search_s: float = 2.0) -> int:
         """Frame to cut the current part at: the least speech-like frame of the last seconds."""
         look = min(len(self.probs), frames(search_s * 1000), self.n - self.part_start - 1)

@@ -139,3 +139,32 @@ def test_failed_decode_loses_no_later_audio(recognizer, vad_path, speech) -> Non
     assert t.stats["decode_failures"] == 1
     assert any(lvl == "error" and "injected" in m for lvl, m in logs)
     assert len(finals) == 1 and wer("turn off the fan", finals[0].text) <= 0.25
+
+
+def test_a_complete_command_ends_the_turn_before_the_hang_over(recognizer, vad_path, speech):
+    from gamgin_devices.endpoint import CommandComplete
+
+    check = CommandComplete()
+    cmd, question = speech("Switch off the water heater"), speech("What is your name?")
+    ended_after: dict[str, float] = {}
+    for name, s in (("command", cmd), ("question", question)):
+        t = Transcriber(recognizer, SileroVad(vad_path), SttConfig(mode="always_on"),
+                        VadConfig(), complete=check)
+        (f,) = [e for e in feed(t, np.concatenate([silence(0.5), s, silence(1.5)]))
+                if e.is_final]
+        # decided_ns carries the sample index of the chunk that ended the utterance here
+        ended_after[name] = f.decided_ns / SR - (f.speech_end_ns - T0) / 1e9
+        assert t.stats["speculation_hits"] == 1
+        assert t.stats["early_ends"] == (1 if name == "command" else 0), f.text
+    # speech_end already includes the 96 ms post-roll: 160 ms vs 300 ms of silence
+    assert ended_after["command"] < 0.1 < ended_after["question"] < 0.3, ended_after
+
+
+def test_early_end_off_waits_for_the_hang_over(recognizer, vad_path, speech):
+    from gamgin_devices.endpoint import CommandComplete
+
+    t = Transcriber(recognizer, SileroVad(vad_path), SttConfig(mode="always_on", early_end_ms=0),
+                    VadConfig(), complete=CommandComplete())
+    s = speech("Switch off the water heater")
+    (f,) = [e for e in feed(t, np.concatenate([silence(0.5), s, silence(1.5)])) if e.is_final]
+    assert t.stats["early_ends"] == 0 and f.decided_ns / SR - (f.speech_end_ns - T0) / 1e9 > 0.1
