@@ -101,12 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: dict[str, int] = {}
     for tr in traces:
         outcomes[tr.outcome] = outcomes.get(tr.outcome, 0) + 1
-    result.update(turns=turns, outcomes=outcomes, nodes=nodes)
-    print(f"{turns} turns in {args.minutes} min; outcomes {outcomes}")
-    print(f"{'node':24s} {'after warm-up':>14s} {'end':>8s} {'peak':>8s} {'growth':>8s}")
+    result.update(turns=turns, traces=len(traces), outcomes=outcomes, nodes=nodes)
+    print(f"{turns} spoken turns in {args.minutes} min, {len(traces)} turn traces; "
+          f"outcomes {outcomes}")
+    print(f"{'node':24s} {'after warm-up':>14s} {'end':>8s} {'peak':>8s} {'growth':>8s} "
+          f"{'2nd half':>9s}")
     for name, r in nodes.items():
         print(f"{name:24s} {r['rss_after_warmup_mb']:11.1f} MB {r['rss_end_mb']:8.1f} "
-              f"{r['rss_peak_mb']:8.1f} {r['growth_percent']:7.2f}%"
+              f"{r['rss_peak_mb']:8.1f} {r['growth_percent']:7.2f}% "
+              f"{r['second_half_growth_percent']:8.2f}%"
               + ("" if r["processes"] == 1 else f"  ({r['processes']} processes: restarted!)"))
     out = results_path("bench-soak.json", args.out)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
