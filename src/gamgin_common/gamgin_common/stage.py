@@ -18,10 +18,11 @@ from collections.abc import Callable
 import psutil
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from gamgin_common import qos
+from gamgin_common.executor import SteadyExecutor
 from gamgin_common.health import ERROR, OK, WARN, Health
 
 
@@ -189,7 +190,7 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
     try:
         node = node_cls()
         node.start()
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = SteadyExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
