@@ -94,10 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         if len(after) < 2:
             continue
         base, end, peak = after[0], after[-1], max(after)
+        # growth that keeps going is a leak; growth that stops is caches and DDS histories
+        # filling to their depth: the second half of the run tells them apart
+        half = [r for t, r in pts if t >= (warm_end + pts[-1][0]) / 2]
         nodes[name] = {"rss_after_warmup_mb": round(base, 1), "rss_end_mb": round(end, 1),
                        "rss_peak_mb": round(peak, 1),
                        "growth_percent": round(100 * (end - base) / base, 2),
-                       "processes": len(restarts.get(name, ()))}
+                       "second_half_growth_percent": round(
+                           100 * (half[-1] - half[0]) / half[0], 2) if len(half) > 1 else 0.0,
+                       "processes": len(restarts.get(name, ())),
+                       # one point a minute, minutes since the first turn
+                       "series_mb": [[round((t - t0) / 60, 1), round(r, 1)]
+                                     for i, (t, r) in enumerate(pts) if i % 12 == 0]}
     outcomes: dict[str, int] = {}
     for tr in traces:
         outcomes[tr.outcome] = outcomes.get(tr.outcome, 0) + 1
