@@ -13,12 +13,12 @@ arguments, or with a ``HandlerContext`` if it takes one. A handler that returns 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from gamgin_common.plugins import import_dotted
 from gamgin_llm.chat import ToolCall
 
 
@@ -77,14 +77,7 @@ class HandlerContext:
 def load_object(dotted: str, context: HandlerContext | None = None, **kwargs: Any) -> Any:
     """Build ``package.module:Name``. A class or factory gets ``context`` if its signature
     takes one; an already-built object is returned as is."""
-    mod_name, sep, attr = dotted.partition(":")
-    if not sep or not mod_name or not attr:
-        raise ValueError(f"expected 'package.module:Name', got {dotted!r}")
-    try:
-        obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load {dotted!r}: {exc} (is the package installed "
-                         f"and the workspace sourced?)") from exc
+    obj = import_dotted(dotted)
     if not (inspect.isclass(obj) or inspect.isfunction(obj)):
         return obj  # already an instance
     params = list(inspect.signature(obj).parameters.values())

@@ -6,7 +6,6 @@ a slow decode delays audio (queued, never dropped) instead of losing it.
 
 from __future__ import annotations
 
-import importlib
 import queue
 import statistics
 import threading
@@ -17,6 +16,7 @@ import numpy as np
 
 from gamgin_common import audio, qos
 from gamgin_common.paths import require_model
+from gamgin_common.plugins import import_dotted
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_common.stamps import ns_of, time_msg
 from gamgin_interfaces.msg import AudioChunk, Transcript, TurnState, WakeEvent
@@ -146,8 +146,7 @@ class SttNode(StageNode):
             self.health.value("early_end", "off")
             return None
         try:
-            mod_name, _, attr = dotted.partition(":")
-            check = getattr(importlib.import_module(mod_name), attr)()
+            check = import_dotted(dotted)()
         except Exception as exc:
             msg = (f"complete_utterance {dotted!r} not loaded ({type(exc).__name__}: {exc}); "
                    "turns end after the full hang-over")
