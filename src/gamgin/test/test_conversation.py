@@ -161,6 +161,7 @@ def test_barge_in_stops_the_speech_within_200_ms(room, probe):
         idx = next(i for i, m in enumerate(room.playback[n_cut:], n_cut)
                    if m.state == TurnState.CANCELLED)
         stop_ms = (room.playback.arrivals[idx] - t0) * 1000
+        print(f"barge-in stop {stop_ms:.0f} ms")
         assert stop_ms < 200, stop_ms
     finally:
         say.wait(60)

@@ -1,5 +1,7 @@
 """audio/speech -> speaker. Plays each turn's chunks in order, resampled to the device
-rate; a newer turn or a cancelled turn (turn/state) flushes at once."""
+rate; a newer turn or a cancelled turn (turn/state) flushes at once. A wake event flushes
+directly, one DDS hop from the wake node instead of two through the turn node, because
+barge-in latency is what the user hears."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from gamgin_audio import devices
 from gamgin_audio.playback import PlaybackEvent, SpeechQueue
 from gamgin_common import audio, qos
 from gamgin_common.stage import StageError, StageNode, run_stage
-from gamgin_interfaces.msg import AudioChunk, TurnState
+from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
 
 
 class SpeakerNode(StageNode):
@@ -37,6 +39,7 @@ class SpeakerNode(StageNode):
         self.playback_pub = self.stage_publisher(TurnState, "audio/playback", qos.EVENTS)
         self.stage_subscription(AudioChunk, "audio/speech", self._on_chunk, qos.SPEECH_AUDIO)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+        self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
 
     def activate_stage(self) -> None:
         import sounddevice as sd
@@ -100,6 +103,14 @@ class SpeakerNode(StageNode):
             self.queue.cancel(msg.turn_id)
         elif msg.state == TurnState.LISTENING and msg.turn_id > self.queue.turn_id:
             # a new wake while speaking: barge-in; the old answer must stop now
+            self.queue.cancel(msg.turn_id - 1)
+
+    def _on_wake(self, msg: WakeEvent) -> None:
+        # the turn node will announce LISTENING for this turn too; flushing here first
+        # spares the user that hop. Wakes carry the turn they open: older ones are stale.
+        if msg.turn_id > self.queue.turn_id:
+            if self.queue.queued_seconds > 0:
+                self.health.count("barge_ins")
             self.queue.cancel(msg.turn_id - 1)
 
     # ------------------------------------------------------------------ device

@@ -9,7 +9,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from gamgin_common import audio, qos, testing
-from gamgin_interfaces.msg import AudioChunk, TurnState
+from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +68,16 @@ def speaker(pulse, probe, node_env, tmp_path_factory):
     ) as node:
         pub = probe.publisher(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
         state = probe.publisher(TurnState, "/gamgin/turn/state", qos.STATE)
+        wake = probe.publisher(WakeEvent, "/gamgin/wake", qos.EVENTS)
         playback = probe.collect(TurnState, "/gamgin/audio/playback", qos.EVENTS)
         diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         assert probe.wait_for_subscribers(pub, 1, 20), node.log()
         assert testing.wait_for(
             lambda: any(s.message.startswith("playing") for s in
                         probe.diagnostics_of(diags, "/gamgin/speaker")), 20), node.log()
+        assert probe.wait_for_subscribers(wake, 1, 20), node.log()
         yield {"sink": sink, "node": node, "pub": pub, "state": state, "playback": playback,
-               "diags": diags}
+               "diags": diags, "wake": wake}
 
 
 def test_speech_published_is_heard_on_the_speaker(speaker, speech):
@@ -93,22 +95,28 @@ def test_speech_published_is_heard_on_the_speaker(speaker, speech):
     assert len(started) == 1
 
 
-def test_cancel_silences_the_speaker_at_once(speaker):
+def play_then_stop(speaker, turn: int, stop) -> float:
+    """Seconds of a 4 s tone heard when `stop()` is called 0.5 s into its playback."""
     rate = 24000
     t = np.arange(rate * 4) / rate
     tone = (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
     with testing.Recorder(f"{speaker['sink']}.monitor") as rec:
         time.sleep(0.2)
-        for msg in chunks_of(tone, rate, turn=6):
+        for msg in chunks_of(tone, rate, turn=turn):
             speaker["pub"].publish(msg)
-        assert testing.wait_for(lambda: any(m.turn_id == 6 and m.state == TurnState.SPEAKING
+        assert testing.wait_for(lambda: any(m.turn_id == turn and m.state == TurnState.SPEAKING
                                             for m in speaker["playback"]), 5)
         time.sleep(0.5)
-        speaker["state"].publish(TurnState(turn_id=6, state=TurnState.CANCELLED, reason="test"))
+        stop()
         time.sleep(1.0)
         heard = rec.stop()
     frames = heard[: len(heard) // 320 * 320].reshape(-1, 320)  # 20 ms frames at 16 kHz
-    loud_s = float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > 0.05)) * 0.02
+    return float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > 0.05)) * 0.02
+
+
+def test_cancel_silences_the_speaker_at_once(speaker):
+    loud_s = play_then_stop(speaker, 6, lambda: speaker["state"].publish(
+        TurnState(turn_id=6, state=TurnState.CANCELLED, reason="test")))
     # ~0.5 s played before the cancel; the rest of the 4 s tone must never be heard
     assert 0.2 < loud_s < 1.2, loud_s
     assert any(m.turn_id == 6 and m.state == TurnState.CANCELLED for m in speaker["playback"])
@@ -145,3 +153,17 @@ def test_malformed_chunks_are_counted_and_the_speaker_keeps_playing(speaker):
 
 def probe_statuses(speaker) -> list:
     return [s for arr in list(speaker["diags"]) for s in arr.status if s.name == "/gamgin/speaker"]
+
+
+def test_a_wake_word_silences_the_speaker_without_waiting_for_the_turn_node(speaker):
+    # no turn node runs here: the wake event alone must flush the answer being spoken
+    loud_s = play_then_stop(speaker, 20, lambda: speaker["wake"].publish(
+        WakeEvent(keyword="金坚", confidence=0.9, turn_id=21, backend="test")))
+    assert 0.2 < loud_s < 1.2, loud_s
+    assert any(m.turn_id == 20 and m.state == TurnState.CANCELLED for m in speaker["playback"])
+    # a stale wake (an older turn) flushes nothing: the next answer plays to its end
+    speaker["wake"].publish(WakeEvent(keyword="金坚", confidence=0.9, turn_id=3, backend="test"))
+    for msg in chunks_of(np.full(4800, 0.3, np.float32), 24000, turn=22):
+        speaker["pub"].publish(msg)
+    assert testing.wait_for(lambda: any(m.turn_id == 22 and m.state == TurnState.IDLE
+                                        for m in speaker["playback"]), 5)
