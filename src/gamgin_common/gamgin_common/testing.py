@@ -221,13 +221,16 @@ class RosProbe:
 
     def __init__(self, name: str = "gamgin_test_probe", domain_id: int | None = None) -> None:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+
+        from gamgin_common.executor import SteadyExecutor
 
         self.context = rclpy.Context()
         domain = domain_id if domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID", 0))
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node(name, context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        # not rclpy 9's MultiThreadedExecutor: it can spin a core on a busy topic (see
+        # executor.py) and starve the nodes under test of CPU
+        self.executor = SteadyExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()

@@ -74,6 +74,8 @@ class TurnNode(StageNode):
     def _on_token(self, m: TokenChunk) -> None:
         self._apply(self.tracker.on_token, m.turn_id, ns_of(m.header.stamp), m.text, m.is_final,
                     m.route, m.finish_reason)
+        if m.route:  # which path answered (intent fast path, llm, ...), for /diagnostics
+            self.health.value("route", f"{m.route} (turn {m.turn_id})", notify=True)
 
     def _on_audio(self, m: AudioChunk) -> None:
         self._apply(self.tracker.on_audio, m.turn_id, ns_of(m.header.stamp), len(m.data) > 0,

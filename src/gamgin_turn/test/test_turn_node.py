@@ -4,6 +4,7 @@ interrupt service cancels."""
 import time
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos, testing
@@ -27,6 +28,7 @@ def stamp(msg, t_ns: int):
 def test_turn_states_trace_and_interrupt(probe, node_env, tmp_path):
     states = probe.collect(TurnState, "/gamgin/turn/state", qos.STATE)
     traces = probe.collect(TurnTrace, "/gamgin/turn/trace", qos.EVENTS)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
     pubs = {name: probe.publisher(t, f"/gamgin/{name}", q) for name, t, q in [
         ("wake", WakeEvent, qos.EVENTS), ("transcript", Transcript, qos.EVENTS),
         ("tokens", TokenChunk, qos.TOKENS), ("audio/speech", AudioChunk, qos.SPEECH_AUDIO),
@@ -47,6 +49,12 @@ def test_turn_states_trace_and_interrupt(probe, node_env, tmp_path):
         # topics are not ordered with each other: keep the causal order a real graph has
         assert testing.wait_for(lambda: (11, TurnState.THINKING) in
                                 [(s.turn_id, s.state) for s in states], 10), node.log()
+        # ... and the reply's route is known before its audio (a sample sent right after
+        # matching can wait for a DDS heartbeat; the node reports the route it saw)
+        assert testing.wait_for(lambda: any(
+            kv.key == "route" and kv.value == "intent (turn 11)"
+            for st in probe.diagnostics_of(diags, "/gamgin/turn") for kv in st.values),
+            10), node.log()
         pubs["audio/speech"].publish(stamp(AudioChunk(turn_id=11, sample_rate=16000, channels=1,
                                                       encoding="s16le", data=b"\0\0" * 160),
                                            now + 1_300_000_000))
