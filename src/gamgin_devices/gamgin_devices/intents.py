@@ -42,6 +42,16 @@ from gamgin_devices.registry import (
 SENTENCES_DIR = Path(__file__).parent / "sentences"
 LANGS = {"zh": "zh-CN", "en": "en"}
 LAYERS = ("ha", "gamgin")
+# Words around a command that change nothing, tried off only when the whole utterance
+# does not match: a leading filler, a trailing courtesy -- and Whisper's favourite
+# hallucinations on the silence after speech ("Thank you.", "Thanks for watching!").
+_EDGE_WORDS = {
+    "en": (re.compile(r"^(?:(?:so|ok|okay|um|uh|hey|now|and|well|please)\b\s*)+"),
+           re.compile(r"(?:\s*\b(?:thank you(?: very much)?|thanks(?: for watching)?|please"
+                      r"|now|right now))+$")),
+    "zh": (re.compile(r"^(?:嗯|呃|那个|好的|好|请|麻烦)+"),
+           re.compile(r"(?:谢谢你?|谢啦|好吗|好不好|吧|哦|啊|呀)+$")),
+}
 # HA intents that are not about devices or music: the dialogue node answers them
 _POWER = {"HassTurnOn": True, "HassTurnOff": False, "GamginTurnOn": True,
           "GamginTurnOff": False}
@@ -177,8 +187,13 @@ class DeviceIntents:
             pending = self._pending
             if pending is not None and pending.expires < time.monotonic():
                 pending = self._pending = None
-        result = recognize_best(norm, self._intents[short], slot_lists=self._slots[short],
-                                language=LANGS[short], best_slot_name="name")
+        result = self._recognize(norm, short)
+        if result is None:
+            head, tail = _EDGE_WORDS[short]
+            core = tail.sub("", head.sub("", norm)).strip()
+            if core and core != norm:
+                result = self._recognize(core, short)
+                norm = core if result is not None else norm
         if pending is not None and not dry:
             follow = self._follow_up(pending, result, norm, short, state or {})
             if follow is not None:
@@ -192,6 +207,10 @@ class DeviceIntents:
         if answer is None or dry:
             return answer
         return self._finish(answer, short)
+
+    def _recognize(self, norm: str, short: str):
+        return recognize_best(norm, self._intents[short], slot_lists=self._slots[short],
+                              language=LANGS[short], best_slot_name="name")
 
     def _finish(self, answer: IntentAnswer, short: str) -> IntentAnswer:
         """Remember the device for "再调高一点"; hold back actions that need a spoken yes."""

@@ -119,6 +119,24 @@ def test_confirmation_needed_for_listed_devices(di):
     assert di.handle("yes", "en", state=STATE) is None  # nothing pending: no action
 
 
+@pytest.mark.parametrize("text, lang, expected", [
+    # Whisper often adds a courtesy it imagined in the silence after speech
+    ("Switch on the living room light. Thank you.", "en", ("living_room_light", True)),
+    ("So, turn off the fan, thanks for watching!", "en", ("fan", False)),
+    ("Okay um turn on the fan please", "en", ("fan", True)),
+    ("嗯，把客厅的灯打开吧，谢谢。", "zh", ("living_room_light", True)),
+    ("那个关掉风扇好吗", "zh", ("fan", False)),
+])
+def test_fillers_and_courtesies_around_a_command(di, text, lang, expected):
+    assert acts(di.handle(text, lang, state=STATE)) == [(expected[0], "power", expected[1], None)]
+
+
+@pytest.mark.parametrize("text, lang", [("Thank you.", "en"), ("so", "en"), ("谢谢", "zh"),
+                                        ("好吧", "zh"), ("thanks for the weather now", "en")])
+def test_fillers_alone_are_not_commands(di, text, lang):
+    assert di.handle(text, lang, state=STATE) is None
+
+
 def test_music_commands(di):
     a = di.handle("放一首周杰伦的歌", "zh")
     assert [(x.kind, x.command, x.query) for x in a.actions] == [("music", "play", "周杰伦")]
