@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gap", type=float, default=2.0, help="seconds between turns")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    out = results_path("bench-soak.json", args.out)  # fails now, not after the run
 
     import psutil
     from diagnostic_msgs.msg import DiagnosticArray
@@ -119,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rss_peak_mb']:8.1f} {r['growth_percent']:7.2f}% "
               f"{r['second_half_growth_percent']:8.2f}%"
               + ("" if r["processes"] == 1 else f"  ({r['processes']} processes: restarted!)"))
-    out = results_path("bench-soak.json", args.out)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out}")
     return 0

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=100, help=argparse.SUPPRESS)
     ap.add_argument("--paced", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    out = results_path("bench-transport.json", args.out)  # fails now, not after the run
     if args.publisher:
         return publisher_main(args)
 
@@ -164,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'mic chunks/s':28s} {a['mic_chunks_per_s']} (expected 50)")
     finally:
         probe.close()
-    out = results_path("bench-transport.json", args.out)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from gamgin.graph import GraphError, default_config_dir, load_graph
+from gamgin_common.paths import ResultsPathError
 
 # `gamgin <cmd> ...` -> module whose main(argv) -> int implements it.
 DELEGATED = {
@@ -64,7 +65,11 @@ def _run_module(module: str, argv: list[str]) -> int:
     except ModuleNotFoundError as exc:
         print(f"gamgin: {module} is not installed ({exc}); run scripts/setup", file=sys.stderr)
         return 2
-    return int(mod.main(argv) or 0)
+    try:
+        return int(mod.main(argv) or 0)
+    except ResultsPathError as exc:
+        print(f"gamgin: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -103,7 +103,7 @@ def load_graph(path: str | Path) -> Graph:
         seen.add(entry["name"])
         params = entry.get("params") or []
         nice = entry.get("nice", 0)
-        if not isinstance(nice, int) or not 0 <= nice <= 19:
+        if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
             raise GraphError(f"{path}: nodes[{i}] ({entry['name']}): nice must be 0..19, "
                              f"got {nice!r}")
         nodes.append(GraphNode(

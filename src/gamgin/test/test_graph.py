@@ -49,6 +49,7 @@ def test_helpers_run_niced_and_the_conversation_path_does_not():
     ("nodes: [{name: a, package: p, executable: e, colour: red}]", "unknown keys"),
     ("nodes: [", "not valid YAML"),
     ("nodes: [{name: a, package: p, executable: e, nice: -5}]", "nice must be 0..19"),
+    ("nodes: [{name: a, package: p, executable: e, nice: true}]", "nice must be 0..19"),
 ])
 def test_malformed_graphs_are_refused_with_the_reason(tmp_path, text, message):
     (tmp_path / "graph.yaml").write_text(text)

@@ -41,8 +41,22 @@ def results_path(filename: str, override: str | Path | None = None) -> Path:
     <workspace>/results/<filename> ($GAMGIN_HOME, else the workspace, else the current
     folder). The parent folder is created."""
     out = Path(override) if override else (workspace_root() or Path.cwd()) / "results" / filename
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # checked now, not after a half-hour benchmark has run
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a"):
+            pass
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        raise ResultsPathError(f"cannot write results to {out} ({why})") from exc
+    if not existed:
+        out.unlink()
     return out
+
+
+class ResultsPathError(OSError):
+    """A benchmark's results file cannot be written."""
 
 
 def resolve_model(name_or_path: str) -> Path:

@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="also try RRF dense weights for Chinese queries")
     ap.add_argument("--out", default="", help="JSON path (default results/bench-kb.json)")
     args = ap.parse_args(argv)
+    out = results_path("bench-kb.json", args.out)  # fails now, not after the run
 
     import psutil
 
@@ -228,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['p50_ms']:7.1f}")
     print(f"(load average {result['load_avg']:.1f} on {os.cpu_count()} cores: "
           "compare ratios, not absolute times)")
-    out = results_path("bench-kb.json", args.out)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
     print(f"wrote {out}")
     return 0

@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--xtts-device", default="cpu")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
+    out = results_path("bench-tts.json", args.out)  # fails now, not after the run
 
     engines = _engines(args)
     fallback = engines.get("espeak") if not isinstance(engines.get("espeak"), str) else None
@@ -181,7 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
-    out = results_path("bench-tts.json", args.out)
     report = {"bench": "tts", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},

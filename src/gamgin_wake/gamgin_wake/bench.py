@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a quarter of the set (smoke run)")
     ap.add_argument("--out", default="", help="JSON path (default $GAMGIN_HOME/results/...)")
     args = ap.parse_args(argv)
+    out = results_path("bench-wake.json", args.out)  # fails now, not after the run
 
     from gamgin_wake.enroll import synthesized_takes
 
@@ -178,7 +179,6 @@ def main(argv: list[str] | None = None) -> int:
                       "enrollment": ", ".join(str(s) for s in synth.ENROLL_SPEAKERS),
                       "cores": os.cpu_count()},
               "backends": rows}
-    out = results_path("bench-wake.json", args.out)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2))
     print(f"\nwrote {out}")
     return 0
