@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from gamgin_common.paths import ensure_writable, os_reason
+
 DEFAULT_TOPICS = [
     "/gamgin/audio/mic", "/gamgin/wake", "/gamgin/transcript", "/gamgin/tokens",
     "/gamgin/reply", "/gamgin/audio/speech", "/gamgin/audio/playback", "/gamgin/turn/state",
@@ -88,10 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output) if args.output else Path(os.environ.get("GAMGIN_HOME", ".")) / \
         "recordings" / time.strftime("%Y%m%d-%H%M%S.mcap")
     try:  # before ROS starts: a bad path is a one-line error, not a traceback
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.open("ab").close()
+        ensure_writable(out)
     except OSError as exc:
-        print(f"gamgin record: cannot write {out}: {exc.strerror or exc}; choose another "
+        print(f"gamgin record: cannot write {out} ({os_reason(exc)}); choose another "
               "path with -o", file=sys.stderr)
         return 2
 

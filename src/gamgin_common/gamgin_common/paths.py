@@ -41,18 +41,27 @@ def results_path(filename: str, override: str | Path | None = None) -> Path:
     <workspace>/results/<filename> ($GAMGIN_HOME, else the workspace, else the current
     folder). The parent folder is created."""
     out = Path(override) if override else (workspace_root() or Path.cwd()) / "results" / filename
-    # checked now, not after a half-hour benchmark has run
-    existed = out.exists()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a"):
-            pass
+    try:  # checked now, not after a half-hour benchmark has run
+        return ensure_writable(out)
     except OSError as exc:
-        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        raise ResultsPathError(f"cannot write results to {out} ({why})") from exc
+        raise ResultsPathError(f"cannot write results to {out} ({os_reason(exc)})") from exc
+
+
+def ensure_writable(path: Path) -> Path:
+    """Create the parent folder and check `path` can be written, leaving no file behind
+    (so a run that fails later leaves no empty output). Raises OSError."""
+    existed = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a"):
+        pass
     if not existed:
-        out.unlink()
-    return out
+        path.unlink()
+    return path
+
+
+def os_reason(exc: OSError) -> str:
+    """'Not a directory: /x/y' rather than '[Errno 20] ...'."""
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
 
 
 class ResultsPathError(OSError):
