@@ -1,4 +1,5 @@
-"""Microphone -> audio/mic: 16 kHz mono s16le AudioChunks of chunk_ms each."""
+"""Microphone -> audio/mic: 16 kHz mono s16le AudioChunks of chunk_ms each, with the
+robot's own voice (audio/reference from the speaker node) cancelled out (aec.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from rclpy.time import Time
 
 from gamgin_audio import devices
+from gamgin_audio.aec import EchoCanceller
 from gamgin_common import audio, qos
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk
@@ -30,17 +32,58 @@ class MicNode(StageNode):
         if not 10 <= self.chunk_ms <= 100:
             raise ValueError(f"chunk_ms {self.chunk_ms} out of range 10..100")
         self.frames = self.sample_rate * self.chunk_ms // 1000
+        self.aec: EchoCanceller | None = None
+        if bool(p("aec", True).value):
+            self.aec = EchoCanceller(self.sample_rate, self.frames,
+                                     tail_ms=int(p("aec_tail_ms", 160).value),
+                                     max_delay_ms=int(p("aec_max_delay_ms", 600).value))
+        self._ref_resampler: audio.Resampler | None = None
+        self._ref_next_ns = 0  # where the reference stream's next chunk should start
+        self._ref_burst = (0, 0)  # (stamp of its first chunk, samples resampled since)
+        self._ref_wall = 0.0  # monotonic time the last reference chunk came in
+        self.aec_wait_s = float(p("aec_wait_ms", 60).value) / 1000.0
         self._stream = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._running = False
         self._seq = 0
         for k, v in (("device", self.device or "default"), ("pulse_source", self.pulse_source),
-                     ("sample_rate", self.sample_rate), ("chunk_ms", self.chunk_ms)):
+                     ("sample_rate", self.sample_rate), ("chunk_ms", self.chunk_ms),
+                     ("aec", "on" if self.aec else "off")):
             self.health.value(k, v)
 
     def configure_stage(self) -> None:
         self.pub = self.stage_publisher(AudioChunk, "audio/mic", qos.MIC_AUDIO)
+        if self.aec is not None:
+            self.stage_subscription(AudioChunk, "audio/reference", self._on_reference,
+                                    qos.MIC_AUDIO)
+
+    def _on_reference(self, msg: AudioChunk) -> None:
+        """What the speaker plays, resampled to the microphone's rate, onto the canceller's
+        timeline. A new burst (a gap in the stamps) restarts the resampler."""
+        try:
+            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding,
+                                    bytes(msg.data), msg.end_of_stream)
+            samples = audio.decode(bytes(msg.data), fmt)
+        except audio.MalformedAudio as exc:
+            self.health.count("malformed_reference")
+            self.get_logger().warn(f"rejected audio/reference chunk: {exc}",
+                                   throttle_duration_sec=5.0)
+            return
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds
+        rs = self._ref_resampler
+        if rs is None or rs.in_rate != fmt.sample_rate or abs(stamp - self._ref_next_ns) > 5e6:
+            rs = self._ref_resampler = audio.Resampler(fmt.sample_rate, self.sample_rate)
+            self._ref_burst = (stamp, 0)
+        self._ref_next_ns = stamp + len(samples) * 1_000_000_000 // fmt.sample_rate
+        # the resampler hands out irregular pieces (0 or ~1.5 chunks at a time): place them
+        # by the samples counted since the burst began, not by this chunk's stamp
+        out = rs(samples)
+        self._ref_wall = time.monotonic()
+        start_ns, done = self._ref_burst
+        if len(out):
+            self.aec.add_reference(out, start_ns + done * 1_000_000_000 // self.sample_rate)
+            self._ref_burst = (start_ns, done + len(out))
 
     def activate_stage(self) -> None:
         import sounddevice as sd
@@ -83,10 +126,32 @@ class MicNode(StageNode):
             msg.sample_rate = self.sample_rate
             msg.channels = 1
             msg.encoding = "s16le"
-            msg.data = audio.encode(samples * self.gain if self.gain != 1.0 else samples, "s16le")
+            if self.gain != 1.0:
+                samples = samples * self.gain
+            if self.aec is not None and len(samples) == self.frames:
+                self._wait_for_reference(stamp_ns)
+                samples = self.aec.process(samples, stamp_ns)
+                self._aec_health()
+            msg.data = audio.encode(samples, "s16le")
             self._seq += 1
             self.pub.publish(msg)
             self.health.count("chunks")
+
+    def _wait_for_reference(self, stamp_ns: int) -> None:
+        """While the speaker is streaming its reference, hold the block until the part the
+        canceller needs has arrived (a few ms: it is published as it is handed to the
+        device), so it learns from every block. Bounded: a stalled speaker costs 60 ms."""
+        deadline = time.monotonic() + self.aec_wait_s
+        while (time.monotonic() - self._ref_wall < 0.1 and time.monotonic() < deadline
+               and self.aec.waiting_for(stamp_ns) > 0):
+            time.sleep(0.002)
+
+    def _aec_health(self) -> None:
+        ec = self.aec
+        if ec.delay_ms is not None:
+            self.health.value("aec_delay_ms", f"{ec.delay_ms:.1f}")
+        self.health.value("aec_echo_reduction_db", f"{ec.echo_reduction_db:.1f}")
+        self.health.value("aec_late_blocks", ec.late_blocks)
 
     def deactivate_stage(self) -> None:
         self._running = False

@@ -5,8 +5,12 @@ barge-in latency is what the user hears."""
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 
+import numpy as np
+from rclpy.time import Time
 from std_msgs.msg import Header
 
 from gamgin_audio import devices
@@ -26,6 +30,13 @@ class SpeakerNode(StageNode):
         self.block_ms = int(p("block_ms", 20).value)
         self.max_queue_s = float(p("max_queue_s", 300.0).value)
         self.max_chunk_bytes = int(p("max_chunk_bytes", audio.MAX_CHUNK_BYTES).value)
+        # what the speaker plays, for the microphone's echo canceller (barge-in)
+        self.publish_reference = bool(p("publish_reference", True).value)
+        self._ref_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._ref_thread: threading.Thread | None = None
+        self._ref_anchor: tuple[int, int] | None = None  # (stamp ns, frames) of this burst
+        self._ref_frames = 0  # frames handed to the device since the stream started
+        self._ref_quiet = 0  # frames since the last non-silent block
         self.queue = SpeechQueue(self.max_queue_s, self.sample_rate, self._on_playback)
         self._resamplers: dict[int, audio.Resampler] = {}
         self._expected_seq: dict[int, int] = {}
@@ -37,6 +48,9 @@ class SpeakerNode(StageNode):
 
     def configure_stage(self) -> None:
         self.playback_pub = self.stage_publisher(TurnState, "audio/playback", qos.EVENTS)
+        if self.publish_reference:
+            self.reference_pub = self.stage_publisher(AudioChunk, "audio/reference",
+                                                      qos.MIC_AUDIO)
         self.stage_subscription(AudioChunk, "audio/speech", self._on_chunk, qos.SPEECH_AUDIO)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
         self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
@@ -57,12 +71,20 @@ class SpeakerNode(StageNode):
             raise StageError(
                 f"cannot open speaker {dev!r}: {exc}. Devices: {devices.describe_devices()}"
             ) from exc
+        if self.publish_reference:
+            self._ref_thread = threading.Thread(target=self._reference_loop, daemon=True,
+                                                name="speaker-reference")
+            self._ref_thread.start()
         self.health.ok(f"playing to {dev or 'default'}")
 
     def deactivate_stage(self) -> None:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        if self._ref_thread is not None:
+            self._ref_queue.put(None)
+            self._ref_thread.join(timeout=1.0)
+            self._ref_thread = None
 
     # ------------------------------------------------------------------ input
     def _on_chunk(self, msg: AudioChunk) -> None:
@@ -117,7 +139,43 @@ class SpeakerNode(StageNode):
     def _on_device(self, outdata, frames: int, time_info, status) -> None:
         if status.output_underflow:
             self.health.count("underflows")
-        outdata[:, 0] = self.queue.read(frames)
+        block = self.queue.read(frames)
+        outdata[:, 0] = block
+        if self.publish_reference:
+            self._reference(block, frames, time_info)
+
+    def _reference(self, block: np.ndarray, frames: int, time_info) -> None:
+        """PortAudio's thread: note the block and when it reaches the speaker. A burst
+        (playing, and 0.5 s after) is stamped from one anchor plus the frames counted, so
+        the stamps are as steady as the device clock, not the callback's jitter."""
+        loud = bool(np.any(block))
+        self._ref_quiet = 0 if loud else self._ref_quiet + frames
+        if self._ref_anchor is None and loud:
+            latency = time_info.outputBufferDacTime - time_info.currentTime
+            if not 0.0 <= latency < 1.0:  # not every host API reports it
+                latency = float(self._stream.latency) if self._stream is not None else 0.0
+            self._ref_anchor = (time.time_ns() + int(latency * 1e9), self._ref_frames)
+        if self._ref_anchor is not None:
+            t0, f0 = self._ref_anchor
+            stamp = t0 + (self._ref_frames - f0) * 1_000_000_000 // self.sample_rate
+            self._ref_queue.put((stamp, self.queue.turn_id, block.copy()))
+            if self._ref_quiet > self.sample_rate // 2:
+                self._ref_anchor = None
+        self._ref_frames += frames
+
+    def _reference_loop(self) -> None:
+        seq = 0
+        while True:
+            item = self._ref_queue.get()
+            if item is None:
+                return
+            stamp, turn_id, block = item
+            msg = AudioChunk(header=Header(frame_id="speaker"), turn_id=turn_id, seq=seq,
+                             sample_rate=self.sample_rate, channels=1, encoding="s16le",
+                             data=audio.encode(block, "s16le"))
+            msg.header.stamp = Time(nanoseconds=stamp).to_msg()
+            self.reference_pub.publish(msg)
+            seq += 1
 
     def _on_playback(self, ev: PlaybackEvent) -> None:
         state = {"started": TurnState.SPEAKING, "finished": TurnState.IDLE,

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gamgin_common import qos, testing
-from gamgin_interfaces.msg import TurnState, WakeEvent
+from gamgin_common import audio, qos, testing
+from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
 from gamgin_wake import enroll, synth
 
 pytestmark = pytest.mark.integration
@@ -45,3 +45,58 @@ def test_barge_in_wakes_while_the_robot_speaks(pulse, probe, node_env, tmp_path)
         time.sleep(2.5)
         assert len(wakes) == 1, node.log()
         assert wakes[0].turn_id > 7
+
+
+def test_the_wake_word_is_heard_over_the_robots_own_voice(pulse, probe, node_env, tmp_path):
+    """One room: the speaker plays into the sink the microphone hears, and the user speaks
+    into it too. The robot tells a long story; "金坚，现在几点了" over it must wake it. With
+    the microphone's echo canceller off (aec: false) this fails: the robot's voice masks
+    the word (0 of 3 runs here, 0 of 8 offline)."""
+    enroll.create_default_enrollment(root=tmp_path / "data")
+    clip = tmp_path / "wake.wav"
+    sf.write(clip, synth.pad(synth.TEST_SPEAKERS[0].say("金坚，现在几点了"), 0.3, 0.3),
+             synth.RATE, subtype="PCM_16")
+    story = testing.espeak_wav(" ".join(["This is a long story about a robot dog who loves "
+                                         "to talk."] * 5), tmp_path / "story.wav")
+    samples, rate = testing.read_wav(story)
+    env = dict(node_env, GAMGIN_DATA=str(tmp_path / "data"))
+    wakes = probe.collect(WakeEvent, "/gamgin/wake", qos.EVENTS)
+    playback = probe.collect(TurnState, "/gamgin/audio/playback", qos.EVENTS)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    speech = probe.publisher(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
+    with testing.null_sink("gamgin_test_room") as room, testing.NodeProcess(
+        "gamgin_audio", "mic_node", "mic", env, params={"pulse_source": f"{room}.monitor"},
+        log_dir=str(tmp_path),
+    ) as mic, testing.NodeProcess(
+        "gamgin_audio", "speaker_node", "speaker", env, params={"pulse_sink": room},
+        log_dir=str(tmp_path),
+    ) as speaker, testing.NodeProcess(
+        "gamgin_wake", "wake_node", "wake", env, params_files=[str(CONFIG)],
+        params={"barge_in": True}, log_dir=str(tmp_path),
+    ) as node:
+        def ready() -> bool:
+            st = probe.diagnostics_of(diags, "/gamgin/wake")
+            return bool(st) and st[-1].message.startswith("listening")
+
+        assert testing.wait_for(ready, 60), node.log()
+        assert probe.wait_for_subscribers(speech, 1, 20), speaker.log()
+        step = rate // 10
+        for seq, i in enumerate(range(0, len(samples), step)):  # the robot's answer, at 50 %
+            speech.publish(AudioChunk(
+                turn_id=3, seq=seq, sample_rate=rate, channels=1, encoding="s16le",
+                data=audio.encode(0.5 * samples[i:i + step]),
+                end_of_stream=i + step >= len(samples)))
+        assert testing.wait_for(lambda: any(m.state == TurnState.SPEAKING for m in playback),
+                                10), speaker.log()
+        time.sleep(5.0)  # the user waits a few sentences, and the canceller learns the room
+        assert not wakes, "woke on the robot's own voice"
+
+        def mic_values() -> dict:
+            st = probe.diagnostics_of(diags, "/gamgin/mic")
+            return {kv.key: kv.value for kv in st[-1].values} if st else {}
+
+        # the canceller found the loop's delay and takes the robot's voice down
+        aec = mic_values()
+        assert "aec_delay_ms" in aec and float(aec["aec_echo_reduction_db"]) > 10, aec
+        testing.play_to_sink(clip, room)
+        assert testing.wait_for(lambda: len(wakes) == 1, 5), node.log() + mic.log()
