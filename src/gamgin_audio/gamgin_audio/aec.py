@@ -28,6 +28,29 @@ import numpy as np
 NS = 1_000_000_000
 
 
+class DeviceClock:
+    """Wall-clock time of an audio device's sample counter. Callbacks run milliseconds
+    late at random; the offset between the wall clock and the samples counted moves only
+    with the device's drift, so it is smoothed: every answer the speaker plays is stamped
+    on the same steady timeline, and the echo canceller keeps what it learnt."""
+
+    def __init__(self, rate: int, smoothing: float = 0.005) -> None:
+        self.rate, self.smoothing = rate, smoothing
+        self.offset_ns: float | None = None
+
+    def update(self, frames: int, now_ns: int) -> None:
+        """A callback at ``now_ns`` about to hand over sample number ``frames``."""
+        off = now_ns - frames * 1e9 / self.rate
+        if self.offset_ns is None or abs(off - self.offset_ns) > 0.2e9:
+            self.offset_ns = off  # first callback, or the stream stalled: start over
+        else:
+            self.offset_ns += self.smoothing * (off - self.offset_ns)
+
+    def time_of(self, frames: int) -> int:
+        assert self.offset_ns is not None, "update() first"
+        return int(self.offset_ns + frames * 1e9 / self.rate)
+
+
 class _TwoPathMdf:
     def __init__(self, block: int, partitions: int, mu: float) -> None:
         self.B, self.P, self.mu = block, partitions, mu
@@ -125,6 +148,9 @@ class EchoCanceller:
         self.echo_reduction_db = 0.0
         self.delay_estimates = 0
         self.late_blocks = 0  # processed before all their reference had arrived
+        self.converged_db = 15.0
+        self.converged_hold = 30 * rate  # samples of microphone time
+        self._converged_until = -1
 
     # ------------------------------------------------------------------ timeline
     def _clock(self, stamp_ns: int) -> int:
@@ -197,6 +223,7 @@ class EchoCanceller:
             if self._mic_next is None or abs(at - self._mic_next) > self.rate // 20:
                 self._mic_next = at  # first block, or the stream jumped (xrun, restart)
                 self._mic[:] = 0.0
+                self._converged_until = -1
             at = self._mic_next
             self._mic_next = at + self.block
             self._place(self._mic, at, x)
@@ -225,6 +252,11 @@ class EchoCanceller:
         if p_in > 1e-6:
             db = 10.0 * math.log10(p_in / max(p_out, 1e-12))
             self.echo_reduction_db = 0.95 * self.echo_reduction_db + 0.05 * db
+            if self.echo_reduction_db >= self.converged_db:
+                # the user talking over the robot lowers the figure for a while; only a
+                # long stretch of robot speech without it means the room has changed
+                with self._lock:
+                    self._converged_until = at + self.converged_hold
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def _estimate_delay(self, now: int) -> None:
@@ -257,6 +289,13 @@ class EchoCanceller:
         if agreed and (self.delay is None or abs(d - self.delay) > self.margin // 2):
             self._mdf.shift((self.delay or 0) - d)  # same echo, new window: keep the filter
             self.delay = d
+
+    @property
+    def converged(self) -> bool:
+        """The robot's voice has recently been taken down by ``converged_db``: a wake word
+        heard while it speaks is the user's, not its own echo."""
+        with self._lock:
+            return self._mic_next is not None and self._mic_next <= self._converged_until
 
     @property
     def delay_ms(self) -> float | None:

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 from rclpy.time import Time
+from std_msgs.msg import Bool
 
 from gamgin_audio import devices
 from gamgin_audio.aec import EchoCanceller
@@ -57,6 +58,9 @@ class MicNode(StageNode):
         if self.aec is not None:
             self.stage_subscription(AudioChunk, "audio/reference", self._on_reference,
                                     qos.MIC_AUDIO)
+            # latched: the wake node lets the user barge in only while this is true
+            self.echo_pub = self.stage_publisher(Bool, "audio/echo_cancelled", qos.STATE)
+            self._echo_cancelled: bool | None = None
 
     def _on_reference(self, msg: AudioChunk) -> None:
         """What the speaker plays, resampled to the microphone's rate, onto the canceller's
@@ -148,6 +152,10 @@ class MicNode(StageNode):
 
     def _aec_health(self) -> None:
         ec = self.aec
+        if ec.converged != self._echo_cancelled:
+            self._echo_cancelled = ec.converged
+            self.echo_pub.publish(Bool(data=ec.converged))
+            self.health.value("aec_converged", ec.converged, notify=True)
         if ec.delay_ms is not None:
             self.health.value("aec_delay_ms", f"{ec.delay_ms:.1f}")
         self.health.value("aec_echo_reduction_db", f"{ec.echo_reduction_db:.1f}")

@@ -14,6 +14,7 @@ from rclpy.time import Time
 from std_msgs.msg import Header
 
 from gamgin_audio import devices
+from gamgin_audio.aec import DeviceClock
 from gamgin_audio.playback import PlaybackEvent, SpeechQueue
 from gamgin_common import audio, qos
 from gamgin_common.stage import StageError, StageNode, run_stage
@@ -34,9 +35,10 @@ class SpeakerNode(StageNode):
         self.publish_reference = bool(p("publish_reference", True).value)
         self._ref_queue: queue.SimpleQueue = queue.SimpleQueue()
         self._ref_thread: threading.Thread | None = None
-        self._ref_anchor: tuple[int, int] | None = None  # (stamp ns, frames) of this burst
+        self._ref_clock = DeviceClock(self.sample_rate)
+        self._ref_latency_ns = 0  # from handing a block over to hearing it
         self._ref_frames = 0  # frames handed to the device since the stream started
-        self._ref_quiet = 0  # frames since the last non-silent block
+        self._ref_quiet = self.sample_rate  # frames since the last non-silent block
         self.queue = SpeechQueue(self.max_queue_s, self.sample_rate, self._on_playback)
         self._resamplers: dict[int, audio.Resampler] = {}
         self._expected_seq: dict[int, int] = {}
@@ -72,6 +74,7 @@ class SpeakerNode(StageNode):
                 f"cannot open speaker {dev!r}: {exc}. Devices: {devices.describe_devices()}"
             ) from exc
         if self.publish_reference:
+            self._ref_latency_ns = int(float(self._stream.latency) * 1e9)
             self._ref_thread = threading.Thread(target=self._reference_loop, daemon=True,
                                                 name="speaker-reference")
             self._ref_thread.start()
@@ -142,25 +145,17 @@ class SpeakerNode(StageNode):
         block = self.queue.read(frames)
         outdata[:, 0] = block
         if self.publish_reference:
-            self._reference(block, frames, time_info)
+            self._reference(block, frames)
 
-    def _reference(self, block: np.ndarray, frames: int, time_info) -> None:
-        """PortAudio's thread: note the block and when it reaches the speaker. A burst
-        (playing, and 0.5 s after) is stamped from one anchor plus the frames counted, so
-        the stamps are as steady as the device clock, not the callback's jitter."""
+    def _reference(self, block: np.ndarray, frames: int) -> None:
+        """PortAudio's thread: note the block and when it reaches the speaker, on the
+        device's smoothed clock. Published while playing and for 0.5 s after."""
+        self._ref_clock.update(self._ref_frames, time.time_ns())
         loud = bool(np.any(block))
         self._ref_quiet = 0 if loud else self._ref_quiet + frames
-        if self._ref_anchor is None and loud:
-            latency = time_info.outputBufferDacTime - time_info.currentTime
-            if not 0.0 <= latency < 1.0:  # not every host API reports it
-                latency = float(self._stream.latency) if self._stream is not None else 0.0
-            self._ref_anchor = (time.time_ns() + int(latency * 1e9), self._ref_frames)
-        if self._ref_anchor is not None:
-            t0, f0 = self._ref_anchor
-            stamp = t0 + (self._ref_frames - f0) * 1_000_000_000 // self.sample_rate
+        if loud or self._ref_quiet <= self.sample_rate // 2:
+            stamp = self._ref_clock.time_of(self._ref_frames) + self._ref_latency_ns
             self._ref_queue.put((stamp, self.queue.turn_id, block.copy()))
-            if self._ref_quiet > self.sample_rate // 2:
-                self._ref_anchor = None
         self._ref_frames += frames
 
     def _reference_loop(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gamgin_audio.aec import EchoCanceller
+from gamgin_audio.aec import DeviceClock, EchoCanceller
 from gamgin_common import audio, testing
 
 R = 16000
@@ -60,8 +60,10 @@ def test_the_robots_voice_is_cancelled_and_its_delay_found(voices, delay_s):
     far, _ = voices
     echo = room(far, delay_s)
     ec = EchoCanceller()
+    assert not ec.converged
     out = run(ec, echo, far)
     assert ec.delay_ms is not None and abs(ec.delay_ms - 1000 * delay_s) < 8, ec.delay_ms
+    assert ec.converged
     late = slice(len(echo) - 4 * R, len(echo) - 2000)  # after convergence, while it talks
     assert db(echo[late], out[late]) > 25, db(echo[late], out[late])
 
@@ -97,3 +99,18 @@ def test_wrong_block_sizes_and_tails_are_refused():
         EchoCanceller().process(np.zeros(100, np.float32), T0)
     with pytest.raises(ValueError, match="tail"):
         EchoCanceller(tail_ms=5)
+
+
+def test_the_device_clock_is_steady_though_callbacks_are_late():
+    rng = np.random.default_rng(3)
+    clock, rate, block = DeviceClock(24000), 24000, 480
+    stamps = []
+    for n in range(3000):  # a minute of 20 ms callbacks, 0-8 ms late at random
+        frames = n * block
+        clock.update(frames, T0 + frames * 10**9 // rate + int(rng.uniform(0, 8e6)))
+        stamps.append(clock.time_of(frames) - (T0 + frames * 10**9 // rate))
+    settled = np.array(stamps[500:]) / 1e6  # ms off the true time, after settling
+    assert np.ptp(settled) < 1.0 and 2.0 < np.mean(settled) < 6.0, (np.ptp(settled),
+                                                                   np.mean(settled))
+    clock.update(3000 * block, T0 + 90 * 10**9)  # the stream stalled for half a minute
+    assert abs(clock.time_of(3000 * block) - (T0 + 90 * 10**9)) < 1e6

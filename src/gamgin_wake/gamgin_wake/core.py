@@ -68,13 +68,17 @@ class WakeGate:
       utterance gives one wake even when several sliding windows match);
     - self-voice: while the robot speaks (speaker reports SPEAKING on audio/playback, or
       the turn state is SPEAKING) and until ``self_voice_tail_s`` after it stops (echo
-      still in the room / audio buffers), detections are dropped unless ``barge_in``.
+      still in the room / audio buffers), detections are dropped unless ``barge_in``, or
+      ``barge_in_with_aec`` and the microphone reports the robot's echo cancelled.
     """
 
     def __init__(self, refractory_s: float = 2.0, barge_in: bool = False,
-                 self_voice_tail_s: float = 0.5, max_speaking_s: float = 300.0) -> None:
+                 self_voice_tail_s: float = 0.5, max_speaking_s: float = 300.0,
+                 barge_in_with_aec: bool = True) -> None:
         self.refractory_s = refractory_s
         self.barge_in = barge_in
+        self.barge_in_with_aec = barge_in_with_aec
+        self.echo_cancelled = False  # the microphone's echo canceller has the room
         self.tail_s = self_voice_tail_s
         # a lost "IDLE" must not deafen the robot forever
         self.max_speaking_s = max_speaking_s
@@ -98,7 +102,7 @@ class WakeGate:
         start = word_end if word_start is None else word_start
         if self._last_wake is not None and word_end - self._last_wake < self.refractory_s:
             return "refractory"
-        if not self.barge_in:
+        if not (self.barge_in or (self.barge_in_with_aec and self.echo_cancelled)):
             if any(s - self.tail_s <= word_end and word_end - s < self.max_speaking_s
                    for s in self._speaking_since.values()):
                 return "self_voice"

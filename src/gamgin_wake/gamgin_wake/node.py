@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 from rclpy.time import Time
+from std_msgs.msg import Bool
 
 from gamgin_common import audio, qos
 from gamgin_common.paths import require_model
@@ -27,6 +28,7 @@ class WakeNode(StageNode):
         self.keyword = str(p("keyword", "金坚").value)
         self.refractory_s = float(p("refractory_s", 2.0).value)
         self.barge_in = bool(p("barge_in", False).value)
+        self.barge_in_with_aec = bool(p("barge_in_with_aec", True).value)
         self.self_voice_tail_s = float(p("self_voice_tail_s", 0.5).value)
         # fewshot
         self.embedding_model = str(p("embedding_model", "speech-embedding.onnx").value)
@@ -50,7 +52,8 @@ class WakeNode(StageNode):
         self.library_path = str(p("library_path", "").value)
 
         self.backend: WakeBackend | None = None
-        self.gate = WakeGate(self.refractory_s, self.barge_in, self.self_voice_tail_s)
+        self.gate = WakeGate(self.refractory_s, self.barge_in, self.self_voice_tail_s,
+                             barge_in_with_aec=self.barge_in_with_aec)
         self.turn_ids = TurnIds()
         self._gate_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
@@ -62,7 +65,8 @@ class WakeNode(StageNode):
         self._busy_max_ms = 0.0
         self._ready_msg = "ready"
         for k, v in (("backend", self.backend_name), ("keyword", self.keyword),
-                     ("barge_in", self.barge_in), ("refractory_s", self.refractory_s)):
+                     ("barge_in", self.barge_in), ("barge_in_with_aec", self.barge_in_with_aec),
+                     ("refractory_s", self.refractory_s)):
             self.health.value(k, v)
 
     # ------------------------------------------------------------------ lifecycle
@@ -73,6 +77,7 @@ class WakeNode(StageNode):
         self.wake_pub = self.stage_publisher(WakeEvent, "wake", qos.EVENTS)
         self.stage_subscription(AudioChunk, "audio/mic", self._on_mic, qos.MIC_AUDIO)
         self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
+        self.stage_subscription(Bool, "audio/echo_cancelled", self._on_echo_cancelled, qos.STATE)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
 
     def _make_backend(self) -> WakeBackend:
@@ -171,6 +176,11 @@ class WakeNode(StageNode):
     def _on_playback(self, msg: TurnState) -> None:
         with self._gate_lock:
             self.gate.speaking("playback", msg.state == TurnState.SPEAKING, self._stamp(msg))
+
+    def _on_echo_cancelled(self, msg: Bool) -> None:
+        with self._gate_lock:
+            self.gate.echo_cancelled = bool(msg.data)
+        self.health.value("echo_cancelled", bool(msg.data), notify=True)
 
     def _on_turn_state(self, msg: TurnState) -> None:
         with self._gate_lock:

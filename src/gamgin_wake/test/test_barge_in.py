@@ -49,9 +49,10 @@ def test_barge_in_wakes_while_the_robot_speaks(pulse, probe, node_env, tmp_path)
 
 def test_the_wake_word_is_heard_over_the_robots_own_voice(pulse, probe, node_env, tmp_path):
     """One room: the speaker plays into the sink the microphone hears, and the user speaks
-    into it too. The robot tells a long story; "金坚，现在几点了" over it must wake it. With
-    the microphone's echo canceller off (aec: false) this fails: the robot's voice masks
-    the word (0 of 3 runs here, 0 of 8 offline)."""
+    into it too. The robot tells a long story; "金坚，现在几点了" over it must wake it, with
+    the shipped wake config (barge-in only once the echo is cancelled). With the
+    microphone's canceller off (aec: false) and barge_in: true this fails: the robot's
+    voice masks the word (0 of 3 runs here, 0 of 8 offline)."""
     enroll.create_default_enrollment(root=tmp_path / "data")
     clip = tmp_path / "wake.wav"
     sf.write(clip, synth.pad(synth.TEST_SPEAKERS[0].say("金坚，现在几点了"), 0.3, 0.3),
@@ -72,7 +73,7 @@ def test_the_wake_word_is_heard_over_the_robots_own_voice(pulse, probe, node_env
         log_dir=str(tmp_path),
     ) as speaker, testing.NodeProcess(
         "gamgin_wake", "wake_node", "wake", env, params_files=[str(CONFIG)],
-        params={"barge_in": True}, log_dir=str(tmp_path),
+        log_dir=str(tmp_path),  # config/wake.yaml: barge_in false, barge_in_with_aec true
     ) as node:
         def ready() -> bool:
             st = probe.diagnostics_of(diags, "/gamgin/wake")
@@ -98,5 +99,9 @@ def test_the_wake_word_is_heard_over_the_robots_own_voice(pulse, probe, node_env
         # the canceller found the loop's delay and takes the robot's voice down
         aec = mic_values()
         assert "aec_delay_ms" in aec and float(aec["aec_echo_reduction_db"]) > 10, aec
+        # ... and said so on audio/echo_cancelled, which opens the wake gate while it talks
+        assert testing.wait_for(lambda: any(
+            kv.key == "echo_cancelled" and kv.value == "True"
+            for st in probe.diagnostics_of(diags, "/gamgin/wake") for kv in st.values), 5)
         testing.play_to_sink(clip, room)
         assert testing.wait_for(lambda: len(wakes) == 1, 5), node.log() + mic.log()

@@ -50,6 +50,20 @@ def test_barge_in_lets_the_user_interrupt():
     assert g.check(101.0) is None
 
 
+def test_with_the_echo_cancelled_the_user_may_interrupt_unless_that_is_switched_off():
+    g = WakeGate(refractory_s=0.0)
+    g.speaking("playback", True, 100.0)
+    assert g.check(101.0) == "self_voice"
+    g.echo_cancelled = True  # the microphone no longer hears the robot's own voice
+    assert g.check(102.0) is None
+    g.echo_cancelled = False  # e.g. the room changed, the canceller is relearning
+    assert g.check(103.0) == "self_voice"
+    strict = WakeGate(refractory_s=0.0, barge_in_with_aec=False)
+    strict.speaking("playback", True, 100.0)
+    strict.echo_cancelled = True
+    assert strict.check(101.0) == "self_voice"
+
+
 def test_a_lost_idle_does_not_deafen_the_robot_forever():
     g = WakeGate(refractory_s=0.0, max_speaking_s=60.0)
     g.speaking("playback", True, 0.0)
