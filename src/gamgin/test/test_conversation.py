@@ -150,7 +150,7 @@ def test_barge_in_stops_the_speech_within_200_ms(room, probe):
         speaking = next(m for m in room.playback[n_pb:] if m.state == TurnState.SPEAKING)
         time.sleep(1.0)
         n_cut = len(room.playback)
-        turn = speaking.turn_id + 1000
+        turn = speaking.turn_id + 1  # newer than the answer, as a wake node would give
         msg = WakeEvent(keyword="金坚", confidence=0.9, turn_id=turn, backend="test")
         msg.header.stamp = probe.node.get_clock().now().to_msg()
         t0 = time.monotonic()

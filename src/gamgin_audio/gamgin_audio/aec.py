@@ -29,22 +29,35 @@ NS = 1_000_000_000
 
 
 class DeviceClock:
-    """Wall-clock time of an audio device's sample counter. Callbacks run milliseconds
-    late at random; the offset between the wall clock and the samples counted moves only
-    with the device's drift, so it is smoothed: every answer the speaker plays is stamped
-    on the same steady timeline, and the echo canceller keeps what it learnt."""
+    """Wall-clock time of an audio device's sample counter. Callbacks come milliseconds
+    (under load, tens of ms) late, never early, and a late one is followed by quick ones
+    catching up; the samples themselves keep the device's pace. So the offset between the
+    wall clock and the samples counted follows earlier readings quickly and later ones
+    slowly (the device's drift), and only a lasting jump (a stalled or restarted stream)
+    moves it at once. Both audio nodes stamp with it: every answer the speaker plays and
+    every block the microphone hears lie on steady timelines the echo canceller can align."""
 
-    def __init__(self, rate: int, smoothing: float = 0.005) -> None:
-        self.rate, self.smoothing = rate, smoothing
+    def __init__(self, rate: int, rise: float = 0.005, fall: float = 0.1,
+                 jump_s: float = 0.2, jump_updates: int = 25) -> None:
+        self.rate, self.rise, self.fall = rate, rise, fall
+        self.jump_ns, self.jump_updates = jump_s * 1e9, jump_updates
         self.offset_ns: float | None = None
+        self._far = 0  # consecutive readings a jump away
 
     def update(self, frames: int, now_ns: int) -> None:
-        """A callback at ``now_ns`` about to hand over sample number ``frames``."""
+        """A reading: sample number ``frames`` is at ``now_ns`` (or a little earlier)."""
         off = now_ns - frames * 1e9 / self.rate
-        if self.offset_ns is None or abs(off - self.offset_ns) > 0.2e9:
-            self.offset_ns = off  # first callback, or the stream stalled: start over
-        else:
-            self.offset_ns += self.smoothing * (off - self.offset_ns)
+        if self.offset_ns is None:
+            self.offset_ns = off
+            return
+        d = off - self.offset_ns
+        if abs(d) > self.jump_ns:
+            self._far += 1
+            if self._far >= self.jump_updates:  # it lasts: the stream really moved
+                self.offset_ns, self._far = off, 0
+            return
+        self._far = 0
+        self.offset_ns += (self.fall if d < 0 else self.rise) * d
 
     def time_of(self, frames: int) -> int:
         assert self.offset_ns is not None, "update() first"

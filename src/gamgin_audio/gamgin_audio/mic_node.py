@@ -12,7 +12,7 @@ from rclpy.time import Time
 from std_msgs.msg import Bool
 
 from gamgin_audio import devices
-from gamgin_audio.aec import EchoCanceller
+from gamgin_audio.aec import DeviceClock, EchoCanceller
 from gamgin_common import audio, qos
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk
@@ -39,10 +39,12 @@ class MicNode(StageNode):
                                      tail_ms=int(p("aec_tail_ms", 160).value),
                                      max_delay_ms=int(p("aec_max_delay_ms", 600).value))
         self._ref_resampler: audio.Resampler | None = None
+        self._device_clock = DeviceClock(self.sample_rate)
+        self._frames = 0  # captured since the stream started
         self._ref_next_ns = 0  # where the reference stream's next chunk should start
         self._ref_burst = (0, 0)  # (stamp of its first chunk, samples resampled since)
         self._ref_wall = 0.0  # monotonic time the last reference chunk came in
-        self.aec_wait_s = float(p("aec_wait_ms", 60).value) / 1000.0
+        self.aec_wait_s = float(p("aec_wait_ms", 150).value) / 1000.0
         self._stream = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -114,7 +116,12 @@ class MicNode(StageNode):
         # PortAudio's thread: copy and hand over; never block here.
         if status.input_overflow:
             self.health.count("overflows")
-        first_sample_ns = time.time_ns() - frames * 1_000_000_000 // self.sample_rate
+        # stamped on the device's smoothed clock: callbacks come tens of ms late under
+        # load, the samples do not (the echo canceller needs a steady timeline)
+        now = time.time_ns() - frames * 1_000_000_000 // self.sample_rate
+        self._device_clock.update(self._frames, now)
+        first_sample_ns = self._device_clock.time_of(self._frames)
+        self._frames += frames
         self._queue.put((first_sample_ns, indata[:, 0].copy()))
 
     def _publish_loop(self) -> None:
@@ -155,6 +162,8 @@ class MicNode(StageNode):
         if ec.converged != self._echo_cancelled:
             self._echo_cancelled = ec.converged
             self.echo_pub.publish(Bool(data=ec.converged))
+            self.get_logger().info(f"echo {'cancelled' if ec.converged else 'not cancelled'} "
+                                   f"(delay {ec.delay_ms} ms, {ec.echo_reduction_db:.1f} dB)")
             self.health.value("aec_converged", ec.converged, notify=True)
         if ec.delay_ms is not None:
             self.health.value("aec_delay_ms", f"{ec.delay_ms:.1f}")

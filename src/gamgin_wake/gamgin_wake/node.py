@@ -179,7 +179,11 @@ class WakeNode(StageNode):
 
     def _on_echo_cancelled(self, msg: Bool) -> None:
         with self._gate_lock:
+            changed = self.gate.echo_cancelled != bool(msg.data)
             self.gate.echo_cancelled = bool(msg.data)
+        if changed:
+            self.get_logger().info("the microphone's echo is " + (
+                "cancelled: the user may interrupt" if msg.data else "not cancelled"))
         self.health.value("echo_cancelled", bool(msg.data), notify=True)
 
     def _on_turn_state(self, msg: TurnState) -> None:
