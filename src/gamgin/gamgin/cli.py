@@ -37,6 +37,7 @@ BENCHES = {
     "e2e": "gamgin.bench_e2e",
     "bridge": "gamgin_inspect.bench",
     "soak": "gamgin.bench_soak",
+    "aec": "gamgin.bench_aec",
 }
 
 
