@@ -133,10 +133,22 @@ def _through_graph(text: str, args: argparse.Namespace) -> int:
         return pred()
 
     try:
-        if not spin_until(lambda: pub.get_subscription_count() > 0, 5.0):
-            print("gamgin say: nothing subscribes to /gamgin/tokens; is the graph up "
-                  "(`gamgin up`)? Or use --direct.", file=sys.stderr)
-            return 1
+        def tts_matched() -> bool:
+            # tokens has several readers (tts, turn, speech bubble): the first match is not
+            # the tts's, and what is published before the tts matched never reaches it
+            # (volatile). Wait until every reader the graph knows of, the tts among them,
+            # is matched.
+            readers = node.get_subscriptions_info_by_topic(pub.topic_name)
+            return (any(r.node_name == "tts" for r in readers)
+                    and pub.get_subscription_count() >= len(readers))
+
+        if not spin_until(tts_matched, 5.0):
+            if pub.get_subscription_count() == 0:
+                print("gamgin say: nothing subscribes to /gamgin/tokens; is the graph up "
+                      "(`gamgin up`)? Or use --direct.", file=sys.stderr)
+                return 1
+            print("gamgin say: the tts node is not subscribed to /gamgin/tokens yet; "
+                  "speaking anyway", file=sys.stderr)
         # a fresh turn must be newer than anything the graph has seen, or it is ignored as stale;
         # the latched turn/state and the tts node's diagnostics ("turn") tell us the newest
         spin_until(lambda: bool(tts_seen), 2.5)
