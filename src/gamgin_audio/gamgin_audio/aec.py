@@ -159,7 +159,6 @@ class EchoCanceller:
         self._candidate: int | None = None
         self._since_estimate = 0
         self.echo_reduction_db = 0.0
-        self.delay_estimates = 0
         self.late_blocks = 0  # processed before all their reference had arrived
         self.converged_db = 15.0
         self.converged_hold = 30 * rate  # samples of microphone time
@@ -212,16 +211,28 @@ class EchoCanceller:
             if float(np.max(np.abs(x))) > 1e-4:
                 self._last_ref_energy_at = at + len(x)
 
+    def _mic_at(self, start_ns: int) -> int:
+        """Where a block stamped ``start_ns`` lies on the microphone's timeline: right after
+        the last one unless the stream jumped (then where its stamp says)."""
+        at = self._clock(start_ns)
+        if self._mic_next is not None and abs(at - self._mic_next) <= self.rate // 20:
+            return self._mic_next
+        return at
+
+    def _ref_start(self, at: int) -> int:
+        """The reference block filtered with the microphone block at ``at``: the echo of
+        ref[t - delay] lands at tap `margin` (room for the estimate's error); the reference
+        arrives ahead of playing, so a small or even negative delay (stamps are estimates)
+        can still be modelled causally."""
+        return at - ((self.delay or 0) - self.margin)
+
     def waiting_for(self, start_ns: int) -> int:
         """Samples of reference still missing to process the block captured at
         ``start_ns`` (0: complete, or the robot is not speaking)."""
         with self._lock:
             if self._ref_end is None:
                 return 0
-            at = self._clock(start_ns)
-            if self._mic_next is not None and abs(at - self._mic_next) <= self.rate // 20:
-                at = self._mic_next
-            need = at - ((self.delay or 0) - self.margin) + self.block
+            need = self._ref_start(self._mic_at(start_ns)) + self.block
             return max(0, need - self._ref_end)
 
     # ------------------------------------------------------------------ microphone
@@ -231,20 +242,14 @@ class EchoCanceller:
         x = np.asarray(mic, np.float32)
         if len(x) != self.block:
             raise ValueError(f"aec: blocks of {self.block} samples expected, got {len(x)}")
-        at = self._clock(start_ns)
         with self._lock:
-            if self._mic_next is None or abs(at - self._mic_next) > self.rate // 20:
-                self._mic_next = at  # first block, or the stream jumped (xrun, restart)
+            at = self._mic_at(start_ns)
+            if at != self._mic_next:  # first block, or the stream jumped (xrun, restart)
                 self._mic[:] = 0.0
                 self._converged_until = -1
-            at = self._mic_next
             self._mic_next = at + self.block
             self._place(self._mic, at, x)
-            # the echo of ref[t - delay] lands at tap `margin` (room for the estimate's
-            # error); the reference arrives ahead of playing, so a small or even negative
-            # delay (stamps are estimates) can still be modelled causally
-            lag = (self.delay or 0) - self.margin
-            ref_start = at - lag
+            ref_start = self._ref_start(at)
             span = self.partitions * self.block + self.max_delay
             active = self._last_ref_energy_at > at - span
             span_ref = (self.partitions + 1) * self.block
@@ -293,7 +298,6 @@ class EchoCanceller:
         noise = float(np.median(np.abs(window))) + 1e-9
         if peak < 6.0 * noise:
             return
-        self.delay_estimates += 1
         # adopt a delay only when two estimates in a row agree (one can lock onto a
         # repeated syllable); a small drift stays inside the filter's margin
         tol = self.rate // 500  # 2 ms

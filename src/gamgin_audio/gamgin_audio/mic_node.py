@@ -151,7 +151,7 @@ class MicNode(StageNode):
     def _wait_for_reference(self, stamp_ns: int) -> None:
         """While the speaker is streaming its reference, hold the block until the part the
         canceller needs has arrived (a few ms: it is published as it is handed to the
-        device), so it learns from every block. Bounded: a stalled speaker costs 60 ms."""
+        device), so it learns from every block. Bounded by aec_wait_ms if the speaker stalls."""
         deadline = time.monotonic() + self.aec_wait_s
         while (time.monotonic() - self._ref_wall < 0.1 and time.monotonic() < deadline
                and self.aec.waiting_for(stamp_ns) > 0):

@@ -16,11 +16,22 @@ pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "wake.yaml"
 
 
-def test_barge_in_wakes_while_the_robot_speaks(pulse, probe, node_env, tmp_path):
+def enrolled_with_clip(tmp_path: Path) -> Path:
+    """The default enrollment under tmp_path/data, and a user saying "金坚，现在几点了"."""
     enroll.create_default_enrollment(root=tmp_path / "data")
     clip = tmp_path / "wake.wav"
     sf.write(clip, synth.pad(synth.TEST_SPEAKERS[0].say("金坚，现在几点了"), 0.3, 0.3),
              synth.RATE, subtype="PCM_16")
+    return clip
+
+
+def listening(probe, diags) -> bool:
+    st = probe.diagnostics_of(diags, "/gamgin/wake")
+    return bool(st) and st[-1].message.startswith("listening")
+
+
+def test_barge_in_wakes_while_the_robot_speaks(pulse, probe, node_env, tmp_path):
+    clip = enrolled_with_clip(tmp_path)
     env = dict(node_env, GAMGIN_DATA=str(tmp_path / "data"))
     wakes = probe.collect(WakeEvent, "/gamgin/wake", qos.EVENTS)
     diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
@@ -31,11 +42,7 @@ def test_barge_in_wakes_while_the_robot_speaks(pulse, probe, node_env, tmp_path)
         "gamgin_wake", "wake_node", "wake", env, params_files=[str(CONFIG)],
         params={"barge_in": True}, log_dir=str(tmp_path),
     ) as node:
-        def ready() -> bool:
-            st = probe.diagnostics_of(diags, "/gamgin/wake")
-            return bool(st) and st[-1].message.startswith("listening")
-
-        assert testing.wait_for(ready, 60), node.log()
+        assert testing.wait_for(lambda: listening(probe, diags), 60), node.log()
         playback = probe.publisher(TurnState, "/gamgin/audio/playback", qos.EVENTS)
         assert probe.wait_for_subscribers(playback, 1, 20)
         time.sleep(1.0)  # mic stream flowing through the detector
@@ -53,10 +60,7 @@ def test_the_wake_word_is_heard_over_the_robots_own_voice(pulse, probe, node_env
     the shipped wake config (barge-in only once the echo is cancelled). With the
     microphone's canceller off (aec: false) and barge_in: true this fails: the robot's
     voice masks the word (0 of 3 runs here, 0 of 8 offline)."""
-    enroll.create_default_enrollment(root=tmp_path / "data")
-    clip = tmp_path / "wake.wav"
-    sf.write(clip, synth.pad(synth.TEST_SPEAKERS[0].say("金坚，现在几点了"), 0.3, 0.3),
-             synth.RATE, subtype="PCM_16")
+    clip = enrolled_with_clip(tmp_path)
     story = testing.espeak_wav(" ".join(["This is a long story about a robot dog who loves "
                                          "to talk."] * 5), tmp_path / "story.wav")
     samples, rate = testing.read_wav(story)
@@ -75,11 +79,7 @@ def test_the_wake_word_is_heard_over_the_robots_own_voice(pulse, probe, node_env
         "gamgin_wake", "wake_node", "wake", env, params_files=[str(CONFIG)],
         log_dir=str(tmp_path),  # config/wake.yaml: barge_in false, barge_in_with_aec true
     ) as node:
-        def ready() -> bool:
-            st = probe.diagnostics_of(diags, "/gamgin/wake")
-            return bool(st) and st[-1].message.startswith("listening")
-
-        assert testing.wait_for(ready, 60), node.log()
+        assert testing.wait_for(lambda: listening(probe, diags), 60), node.log()
         assert probe.wait_for_subscribers(speech, 1, 20), speaker.log()
         step = rate // 10
         for seq, i in enumerate(range(0, len(samples), step)):  # the robot's answer, at 50 %
