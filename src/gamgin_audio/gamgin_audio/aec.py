@@ -139,9 +139,10 @@ class EchoCanceller:
                  max_delay_ms: int = 600, mu: float = 1.0, history_s: float = 4.0) -> None:
         if block <= 0 or tail_ms < block * 1000 // rate:
             raise ValueError(f"aec: tail {tail_ms} ms shorter than one {block}-sample block")
+        if max_delay_ms < 0:
+            raise ValueError(f"aec: max_delay_ms must be >= 0, got {max_delay_ms}")
         self.rate, self.block = rate, block
         self.partitions = max(1, math.ceil(tail_ms * rate / 1000 / block))
-        self.mu = mu
         self.max_delay = max_delay_ms * rate // 1000
         self.max_lead = rate // 10  # the echo may seem up to 100 ms early (stamp errors)
         # the estimated delay's echo lands this far into the filter: room for its error,

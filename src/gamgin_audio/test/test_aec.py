@@ -99,6 +99,8 @@ def test_wrong_block_sizes_and_tails_are_refused():
         EchoCanceller().process(np.zeros(100, np.float32), T0)
     with pytest.raises(ValueError, match="tail"):
         EchoCanceller(tail_ms=5)
+    with pytest.raises(ValueError, match="max_delay_ms"):
+        EchoCanceller(max_delay_ms=-1)
 
 
 def test_the_device_clock_is_steady_though_callbacks_are_late():
