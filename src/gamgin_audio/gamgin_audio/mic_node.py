@@ -34,10 +34,9 @@ class MicNode(StageNode):
             raise ValueError(f"chunk_ms {self.chunk_ms} out of range 10..100")
         self.frames = self.sample_rate * self.chunk_ms // 1000
         self.aec: EchoCanceller | None = None
-        if bool(p("aec", True).value):
-            self.aec = EchoCanceller(self.sample_rate, self.frames,
-                                     tail_ms=int(p("aec_tail_ms", 160).value),
-                                     max_delay_ms=int(p("aec_max_delay_ms", 600).value))
+        self.aec_on = bool(p("aec", True).value)
+        self.aec_tail_ms = int(p("aec_tail_ms", 160).value)
+        self.aec_max_delay_ms = int(p("aec_max_delay_ms", 600).value)
         self._ref_resampler: audio.Resampler | None = None
         self._device_clock = DeviceClock(self.sample_rate)
         self._frames = 0  # captured since the stream started
@@ -52,12 +51,18 @@ class MicNode(StageNode):
         self._seq = 0
         for k, v in (("device", self.device or "default"), ("pulse_source", self.pulse_source),
                      ("sample_rate", self.sample_rate), ("chunk_ms", self.chunk_ms),
-                     ("aec", "on" if self.aec else "off")):
+                     ("aec", "on" if self.aec_on else "off")):
             self.health.value(k, v)
 
     def configure_stage(self) -> None:
         self.pub = self.stage_publisher(AudioChunk, "audio/mic", qos.MIC_AUDIO)
-        if self.aec is not None:
+        if self.aec_on:
+            try:
+                self.aec = EchoCanceller(self.sample_rate, self.frames,
+                                         tail_ms=self.aec_tail_ms,
+                                         max_delay_ms=self.aec_max_delay_ms)
+            except ValueError as exc:
+                raise StageError(f"bad parameter: {exc}; fix config/audio.yaml") from exc
             self.stage_subscription(AudioChunk, "audio/reference", self._on_reference,
                                     qos.MIC_AUDIO)
             # latched: the wake node lets the user barge in only while this is true

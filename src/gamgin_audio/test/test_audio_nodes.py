@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 from gamgin_common import audio, qos, testing
 from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
@@ -167,3 +167,18 @@ def test_a_wake_word_silences_the_speaker_without_waiting_for_the_turn_node(spea
         speaker["pub"].publish(msg)
     assert testing.wait_for(lambda: any(m.turn_id == 22 and m.state == TurnState.IDLE
                                         for m in speaker["playback"]), 5)
+
+
+def test_a_bad_echo_canceller_parameter_is_reported_and_the_node_stays_up(pulse, probe,
+                                                                          node_env, tmp_path):
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    with testing.null_sink("gamgin_test_mic_bad") as mic, testing.NodeProcess(
+        "gamgin_audio", "mic_node", "mic", node_env,
+        params={"pulse_source": f"{mic}.monitor", "aec_tail_ms": 5}, log_dir=str(tmp_path),
+    ) as node:
+        def reported() -> bool:
+            return any(s.level == DiagnosticStatus.ERROR and "bad parameter" in s.message
+                       and "aec" in s.message for s in probe.diagnostics_of(diags, "/gamgin/mic"))
+
+        assert testing.wait_for(reported, 20), node.log()
+        assert node.alive()
