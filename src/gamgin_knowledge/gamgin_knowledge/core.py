@@ -13,6 +13,7 @@ import importlib.resources
 import math
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -97,24 +98,63 @@ def sha256_of(path: Path) -> str:
 
 
 def expand(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileResult]]:
-    """Files to ingest (folders walked, hidden files ignored) and results for bad names."""
-    files, bad = [], []
+    """Files to ingest (folders walked, hidden entries ignored) and a skipped result, with
+    its path and reason, for every named path that yields nothing: missing, unreadable,
+    not a file, or a folder with nothing to ingest (a bare "1 skipped" helps nobody)."""
+    files: list[Path] = []
+    bad: list[FileResult] = []
     for p in paths:
         p = Path(os.path.expanduser(str(p))).absolute()
-        if p.is_dir():
-            for q in sorted(p.rglob("*")):
-                rel = q.relative_to(p).parts
-                if q.is_file() and not any(s.startswith(".") for s in rel):
-                    if q.suffix.lower() in SUPPORTED:
-                        files.append(q)
-                    else:
-                        bad.append(FileResult(str(q), "skipped", f"unsupported type "
-                                              f"{q.suffix or '(none)'}: use PDF, TXT or Markdown"))
-        elif p.is_file():
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            why = (f"broken link (to {os.readlink(p)})" if p.is_symlink()
+                   else "no such file or folder")
+            bad.append(FileResult(str(p), "skipped", why))
+            continue
+        except OSError as exc:  # e.g. a parent folder we may not enter
+            bad.append(FileResult(str(p), "skipped", f"cannot read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISDIR(mode):
+            found, skipped, hidden = _walk(p)
+            files += found
+            bad += skipped
+            if not found and not skipped:
+                bad.append(FileResult(str(p), "skipped", "no PDF, TXT or Markdown file in "
+                                      "this folder" + (f" ({hidden} hidden entries ignored)"
+                                                       if hidden else "")))
+        elif stat.S_ISREG(mode):
             files.append(p)
         else:
-            bad.append(FileResult(str(p), "skipped", "no such file or folder"))
+            bad.append(FileResult(str(p), "skipped", "not a regular file or folder "
+                                  "(a device, pipe or socket)"))
     return files, bad
+
+
+def _walk(root: Path) -> tuple[list[Path], list[FileResult], int]:
+    """(supported files, skipped results, hidden entries) under a folder, sorted by path.
+    A subfolder that cannot be listed is named, not silently left out."""
+    files: list[Path] = []
+    bad: list[FileResult] = []
+    hidden = 0
+
+    def unreadable(exc: OSError) -> None:
+        bad.append(FileResult(str(exc.filename or root), "skipped",
+                              f"cannot read folder: {exc.strerror or exc}"))
+
+    for d, dirs, names in os.walk(root, onerror=unreadable):
+        hidden += sum(1 for n in dirs + names if n.startswith("."))
+        dirs[:] = [n for n in dirs if not n.startswith(".")]
+        for n in names:
+            q = Path(d) / n
+            if n.startswith(".") or not q.is_file():
+                continue
+            if q.suffix.lower() in SUPPORTED:
+                files.append(q)
+            else:
+                bad.append(FileResult(str(q), "skipped", f"unsupported type "
+                                      f"{q.suffix or '(none)'}: use PDF, TXT or Markdown"))
+    return sorted(files), sorted(bad, key=lambda f: f.path), hidden
 
 
 def builtin_text(name: str) -> bytes:
@@ -161,6 +201,9 @@ class KnowledgeBase:
         t0 = time.monotonic()
         files, report_bad = expand(paths)
         report = IngestReport(files=list(report_bad))
+        if on_file:
+            for res in report_bad:
+                on_file(res)
         emb = self.embedder
         with self.store.writing():
             gen = self.store.load(emb.dim, emb.name)

@@ -196,10 +196,7 @@ class KnowledgeNode(StageNode):
             return response
         self._publish(report)
         response.success = True
-        reasons = sorted({f.reason.split(":")[0].split(" (")[0] for f in report.files
-                          if f.status == "skipped" and f.reason})
-        response.summary = report.summary() + (f" (skipped: {'; '.join(reasons)})"
-                                               if reasons else "")
+        response.summary = report.summary() + skipped_note(report)
         response.report_json = json.dumps(report.to_dict(), ensure_ascii=False)
         return response
 
@@ -230,6 +227,24 @@ class KnowledgeNode(StageNode):
             return path
         f = Path(path).expanduser()
         return str(f if f.is_absolute() else data_dir() / f)
+
+
+def skipped_note(report: IngestReport, names: int = 3) -> str:
+    """' (skipped: no such file or folder: a.pdf; corrupt PDF: b.pdf, c.pdf)': every reason,
+    with the files it hit (a few per reason), so the caller learns which file and why
+    without parsing report_json, where the full list is."""
+    by: dict[str, list[str]] = {}
+    for f in report.files:
+        if f.status == "skipped":
+            # the reason's head ("corrupt PDF"), but "cannot read: <errno text>" in full
+            reason = (f.reason if f.reason.startswith("cannot read")
+                      else f.reason.split(":")[0].split(" (")[0]) or "skipped"
+            by.setdefault(reason, []).append(Path(f.path).name or f.path)
+    if not by:
+        return ""
+    parts = [f"{r}: {', '.join(n[:names])}" + (f" +{len(n) - names} more" if len(n) > names
+                                               else "") for r, n in sorted(by.items())]
+    return f" (skipped: {'; '.join(parts)})"
 
 
 def main(args: list[str] | None = None) -> None:

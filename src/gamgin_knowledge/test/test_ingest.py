@@ -147,3 +147,65 @@ def test_size_limit_and_unsupported_named_file(tmp_path, embedder):
     assert "too big" in reasons["big.txt"] and "max_file_mb" in reasons["big.txt"]
     assert "unsupported type .jpg" in reasons["photo.jpg"]
     assert kb.store.current_name() is None  # nothing usable: no index written
+
+
+def test_paths_that_give_nothing_are_named_with_their_reason(tmp_path, embedder, monkeypatch):
+    """A missing path, an unreadable file or folder, an empty folder, a pipe: each gets its
+    own skipped line with the path and why, reported as it is found (`gamgin kb add`)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    only_hidden = tmp_path / "hidden"
+    only_hidden.mkdir()
+    (only_hidden / ".draft.md").write_text("a hidden draft")
+    locked_dir = tmp_path / "locked"
+    locked_dir.mkdir()
+    (locked_dir / "a.txt").write_text("never read")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("never read")
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)
+    good = tmp_path / "good.txt"
+    good.write_text("The spare key is under the blue flower pot.")
+    # tests may run as root, whom chmod 000 does not stop: refuse these two like the
+    # kernel would refuse another user
+    real_scandir, real_open = os.scandir, open
+
+    def scandir(path="."):
+        if Path(path) == locked_dir:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def fake_open(path, *a, **kw):
+        if Path(path) == secret:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr("builtins.open", fake_open)
+    seen = []
+    kb = KnowledgeBase(tmp_path / "idx", embedder=embedder)
+    report = kb.add([tmp_path / "no" / "such.pdf", empty, only_hidden, locked_dir, secret,
+                     pipe, good], on_file=seen.append)
+    reasons = {Path(f.path).name: f.reason for f in report.files if f.status == "skipped"}
+    assert reasons == {
+        "such.pdf": "no such file or folder",
+        "empty": "no PDF, TXT or Markdown file in this folder",
+        "hidden": "no PDF, TXT or Markdown file in this folder (1 hidden entries ignored)",
+        "locked": "cannot read folder: Permission denied",
+        "secret.txt": "cannot read: Permission denied",
+        "pipe.txt": "not a regular file or folder (a device, pipe or socket)",
+    }
+    assert [f.path for f in seen] == [f.path for f in report.files]  # each one reported live
+    assert report.count("added") == 1 and report.summary().startswith("1 added, 6 skipped")
+    assert all(f"skipped   {f.path} ({f.reason})" in report.lines() for f in seen
+               if f.status == "skipped")
+
+
+def test_cli_names_a_missing_file_and_why(tmp_path):
+    missing = tmp_path / "no" / "such" / "file.pdf"
+    out = subprocess.run([sys.executable, "-m", "gamgin_knowledge.cli", "--index-dir",
+                          str(tmp_path / "idx"), "add", "--no-jokes", str(missing)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out  # nothing asked for could be used
+    assert f"skipped {missing} (no such file or folder)" in out.stdout, out.stdout
+    assert "1 skipped" in out.stdout

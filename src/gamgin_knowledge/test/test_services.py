@@ -91,6 +91,8 @@ def test_bad_requests_are_answered(node, probe, tmp_path):
     resp = add(probe, node, [tmp_path / "nope"])
     report = json.loads(resp.report_json)
     assert resp.success and report["files"][0]["reason"] == "no such file or folder"
+    assert report["files"][0]["path"] == str(tmp_path / "nope")
+    assert "(skipped: no such file or folder: nope)" in resp.summary, resp.summary
     empty = add(probe, node, [])
     assert not empty.success and "no paths" in empty.summary
     nothing = add(probe, node, [tmp_path / "never-added.pdf"], remove=True)
