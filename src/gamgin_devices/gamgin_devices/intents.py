@@ -401,9 +401,17 @@ class DeviceIntents:
                                            name=d.name(short)))
             return done(" ".join(parts) if short == "en" else "".join(parts), [])
 
-        # "灯开着吗" is about every light: answer for each rather than ask which
-        every = bool(ents.get("domain")) and "name" not in ents
-        return answer(self._targets(ents, short, param, every, answer, dry, plural_ok=True))
+        # "灯开着吗" is about every light: answer for each rather than ask which. A question
+        # never asks back or says "no such device": HA's "who is {state}" (a person) also
+        # matches "Who is Mochi's vet?", which is for the owner's notes, not for us
+        if "name" not in ents and not (ents.get("area") or ents.get("domain") or param):
+            return None
+        try:
+            devs = self._targets(ents, short, param, "name" not in ents, answer, dry,
+                                 plural_ok=True)
+        except _NeedsAnswer:
+            return None
+        return answer(devs)
 
     def _targets(self, ents: dict, short: str, param: str | None, scope_all: bool,
                  complete: Callable[..., IntentAnswer], dry: bool, plural_ok: bool = False,
