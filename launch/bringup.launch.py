@@ -51,6 +51,10 @@ def generate_launch_description() -> LaunchDescription:
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",
                                os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")),
         SetEnvironmentVariable("GAMGIN_HOME", home),
+        # Nodes die with this launch process even when it is killed with SIGKILL (launch
+        # itself only stops them on SIGINT/SIGTERM): gamgin_common.shutdown.die_with_parent
+        SetEnvironmentVariable("GAMGIN_DIE_WITH_PARENT", "1"),
+        SetEnvironmentVariable("GAMGIN_PARENT_PID", str(os.getpid())),
         SetEnvironmentVariable("GAMGIN_MODELS", os.environ.get("GAMGIN_MODELS", f"{home}/models")),
         SetEnvironmentVariable("GAMGIN_DATA", os.environ.get("GAMGIN_DATA", f"{home}/data")),
     ]

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from gamgin.graph import Graph, GraphNode
 from gamgin_common.paths import find_executable
+from gamgin_common.shutdown import DIE_WITH_PARENT_ENV, PARENT_PID_ENV
 
 COLORS = ["\033[36m", "\033[32m", "\033[33m", "\033[35m", "\033[34m", "\033[91m", "\033[92m"]
 RESET = "\033[0m"
@@ -44,6 +45,10 @@ class Supervisor:
                  overrides: dict[str, dict[str, str]] | None = None) -> None:
         self.graph, self.config_dir = graph, config_dir
         self.env = dict(env if env is not None else os.environ)
+        # Each node asks the kernel to kill it when we die, even by SIGKILL (run_stage,
+        # gamgin_common.shutdown): its own session keeps Ctrl-C ours, but no orphan survives.
+        self.env[DIE_WITH_PARENT_ENV] = "1"
+        self.env[PARENT_PID_ENV] = str(os.getpid())
         self.out = out
         self.log_dir = log_dir
         self.color = out.isatty() if color is None else color
@@ -130,7 +135,7 @@ class Supervisor:
                 child.restarts += 1
                 self._start(child)
 
-    def stop_all(self, timeout: float = 8.0) -> None:
+    def stop_all(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         for c in live:

@@ -13,17 +13,21 @@ A stage node only wires its pure-Python core to ROS. This base gives each one:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import psutil
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 
 from gamgin_common import qos
 from gamgin_common.executor import SteadyExecutor
 from gamgin_common.health import ERROR, OK, WARN, Health
+from gamgin_common.shutdown import Deadline, StopSignals, die_with_parent
 
 
 class StageError(RuntimeError):
@@ -184,28 +188,61 @@ LEVELS = {"OK": OK, "WARN": WARN, "ERROR": ERROR}
 
 
 def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads: int = 1) -> None:
-    """main() of every stage node: init, autostart, spin, and a clean Ctrl-C.
+    """main() of every stage node: init, autostart, spin, and a clean stop on SIGINT/SIGTERM.
 
     Stage callbacks only hand work to the node's own worker threads, so one executor
     thread serves them best (a burst of 300 speech chunks: 25 ms, against 65 ms for
     rclpy's MultiThreadedExecutor, which can also spin a core: see executor.py). A node
     whose callbacks block (knowledge: a long ingest while searches are served) asks for
-    more threads and gets the SteadyExecutor."""
-    rclpy.init(args=args)
-    node = None
+    more threads and gets the SteadyExecutor.
+
+    The stop is ours, not rclpy's (see shutdown.py): a signal only sets a flag; the spin
+    loop sees it within 0.1 s; the stage's workers stop while the context is still valid
+    (no publish into a dead context); then the node and the context go. A deadline ends
+    the process if any of that hangs, so a node is gone within 2 s of the signal."""
+    die_with_parent()
+    stop = StopSignals(node_cls.__name__).install()
+    t_imported = time.time()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
+    code = 0
     try:
         node = node_cls()
+        stop.name = node.get_name()
+        t_node = time.time()
         node.start()
+        # where a (re)start's seconds go: `gamgin bench recovery` reads this line
+        node.get_logger().info(
+            f"startup: process+imports {t_imported - psutil.Process().create_time():.2f} s, "
+            f"rclpy+node {t_node - t_imported:.2f} s, configure+activate "
+            f"{time.time() - t_node:.2f} s ({node._state_machine.current_state[1]})")
         executor = (SingleThreadedExecutor() if threads <= 1
                     else SteadyExecutor(num_threads=threads))
         executor.add_node(node)
-        executor.spin()
+        stop.on_stop.append(executor.wake)
+        while not stop.requested and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except _rclpy.RCLError:
+        # the context was shut down under the executor (by another owner of the context)
+        if rclpy.ok():
+            raise
+    except BaseException:
+        code = 1  # a real crash: the traceback is printed, the supervisor restarts us
+        raise
     finally:
+        deadline = Deadline(name=stop.name, code=code).arm()
         if node is not None:
-            # Ctrl-C has already invalidated the context, so release directly instead of
-            # through a lifecycle transition.
+            deadline.enter("releasing the stage (worker threads, models)")
             node.release()
+        if executor is not None:
+            deadline.enter("executor shutdown")
+            executor.shutdown(timeout_sec=0.5)
+        if node is not None:
+            deadline.enter("destroying the node")
             node.destroy_node()
+        deadline.enter("rclpy shutdown")
         rclpy.try_shutdown()
+        deadline.cancel()
+        stop.restore()

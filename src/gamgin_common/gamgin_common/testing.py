@@ -63,6 +63,17 @@ class NodeProcess:
         self.log_path = Path(log_dir or tempfile.mkdtemp(prefix="gamgin-test-")) / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
+    @classmethod
+    def from_graph(cls, node, namespace: str, config_dir: Path, env: dict[str, str],
+                   log_dir: str | Path) -> NodeProcess:
+        """A node of config/graph.yaml (a gamgin.graph.GraphNode), started exactly as
+        `gamgin up` starts it (prefix, params files), but as our own child process."""
+        proc = cls(node.package, node.executable, node.name, env, namespace=namespace,
+                   log_dir=str(log_dir))
+        proc.cmd = [*node.prefix(), str(find_executable(node.package, node.executable)),
+                    *node.ros_args(namespace, Path(config_dir))]
+        return proc
+
     def start(self) -> NodeProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log,
