@@ -17,7 +17,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos
-from gamgin_common.paths import resolve_model
+from gamgin_common.paths import data_dir, resolve_model
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import DeviceState, TokenChunk, Transcript, TurnState
 from gamgin_llm.backends import make_backend
@@ -80,6 +80,8 @@ class LlmNode(StageNode):
         self.service_timeout_s = float(p("service_timeout_s", 2.0).value)
         self.web_search_url = str(p("web_search_url", "").value)
         self.warmup = bool(p("warmup", True).value)
+        # keep the warmed prompt head on disk (<data>/cache/llm): a restart skips its prefill
+        self.prefix_cache = bool(p("prefix_cache", True).value)
         self.dialogue: Dialogue | None = None
         self.device_tools = None
         self.music_tools = None
@@ -104,7 +106,8 @@ class LlmNode(StageNode):
                     base_url=self.base_url, model=self.model_name, api_key=self.api_key,
                     api_key_env=self.api_key_env, connect_timeout_s=self.connect_timeout_s,
                     read_timeout_s=self.read_timeout_s,
-                    native_tools=self.cfg.tool_mode == "native", tool_choice=self.tool_choice)
+                    native_tools=self.cfg.tool_mode == "native", tool_choice=self.tool_choice,
+                    prefix_cache_dir=data_dir() / "cache" / "llm" if self.prefix_cache else "")
         try:
             backend = make_backend(self.backend_name, **opts)
         except ValueError as exc:
@@ -177,7 +180,12 @@ class LlmNode(StageNode):
             d.backend_error = None
             self.health.value("load_s", f"{time.monotonic() - t0:.2f}")
             if self.warmup:
+                restored = d.backend.restore_prefix() if hasattr(d.backend, "restore_prefix") \
+                    else 0
+                self.health.value("prefix_restored_tokens", restored)
                 self._warm()
+                if hasattr(d.backend, "save_prefix"):
+                    d.backend.save_prefix()
             self.health.ok(f"ready ({self.backend_name})")
         except BackendError as exc:
             d.backend_error = exc

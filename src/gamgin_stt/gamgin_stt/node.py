@@ -116,9 +116,6 @@ class SttNode(StageNode):
                 f"({self.rec_cfg.compute_type}): {exc}. Check the model directory, device and "
                 f"compute_type (cpu: int8/int8_float32/float32)"
             ) from exc
-        if self.warmup:
-            # The first decode pays one-off allocations; do not let a user's command pay them.
-            rec.recognize(np.zeros(SAMPLE_RATE, dtype=np.float32), final=True, language="en")
         self.health.value("model_path", getattr(rec, "path", ""))
         self.health.value("load_s", f"{time.monotonic() - t0:.2f}")
         self.core = Transcriber(rec, SileroVad(vad_path), self.stt_cfg, self.vad_cfg,
@@ -228,6 +225,18 @@ class SttNode(StageNode):
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
+        if self.warmup and self.core is not None:
+            # The first decode pays one-off allocations; a user's command must not. Done here,
+            # after activation, not in configure: the node listens (and queues audio) at once,
+            # and an utterance is still being spoken when this ~0.2 s decode is done, so a
+            # restarted STT is back sooner and the first command still finds it warm.
+            t0 = time.monotonic()
+            try:
+                self.core.rec.recognize(np.zeros(SAMPLE_RATE, dtype=np.float32), final=True,
+                                        language="en")
+                self.health.value("warm_s", f"{time.monotonic() - t0:.2f}")
+            except Exception as exc:  # the real decodes will say what is wrong
+                self.get_logger().warn(f"warm-up decode failed: {exc}")
         while self._running:
             try:
                 item = self._queue.get(timeout=0.2)
