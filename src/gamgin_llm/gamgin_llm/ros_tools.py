@@ -16,7 +16,13 @@ from std_msgs.msg import String
 
 from gamgin_interfaces.msg import DeviceState
 from gamgin_interfaces.srv import ListDevices, SetDeviceParam, SetPower
-from gamgin_llm.tools import Tool, ToolRegistry, ToolResult
+from gamgin_llm.tools import (
+    Tool,
+    ToolRegistry,
+    ToolResult,
+    device_context,
+    register_device_tools,
+)
 
 
 class DeviceTools:
@@ -42,48 +48,24 @@ class DeviceTools:
         d = msg.device
         with self._lock:
             new = d.id not in self.devices
-            self.devices[d.id] = {"name_en": d.name_en, "name_zh": d.name_zh, "room": d.room,
+            self.devices[d.id] = {"name_en": d.name_en, "name_zh": d.name_zh,
+                                  "aliases": list(d.aliases), "room": d.room,
                                   "type": d.type, "on": d.on,
                                   "params": [p.name for p in d.params],
                                   "values": {p.name: p.value for p in d.params}}
         return new
 
-    def context(self) -> str:
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """A copy of the devices seen, safe to read while devices/state keeps arriving."""
         with self._lock:
-            if not self.devices:
-                return ""
-            return "Devices: " + ", ".join(
-                f"{i} ({v['name_en'] or v['name_zh']})" for i, v in sorted(self.devices.items()))
+            return {i: dict(v) for i, v in self.devices.items()}
+
+    def context(self) -> str:
+        return device_context(self.snapshot())
 
     def register(self, registry: ToolRegistry) -> None:
-        with self._lock:
-            ids = sorted(self.devices)
-            named = [(i, self.devices[i]["name_en"]) for i in ids if self.devices[i]["name_en"]]
-        # examples from the real devices: small models copy the shape and the ids
-        examples = [(f"Turn {'on' if k % 2 else 'off'} the {name}",
-                     {"device_id": i, "on": bool(k % 2)}) for k, (i, name) in enumerate(named[:2])]
-        examples = examples or [("Turn off the kitchen light",
-                                 {"device_id": "kitchen_light", "on": False})]
-        dev_id: dict[str, Any] = {"type": "string", "description": "device id"}
-        if ids:
-            dev_id["enum"] = ids
-        registry.register(Tool(
-            "list_devices", "list the devices and their state, optionally in one room",
-            {"type": "object", "additionalProperties": False,
-             "properties": {"room": {"type": "string"}}},
-            self.list_devices))
-        registry.register(Tool(
-            "set_param", "set a device parameter such as brightness, temperature or volume",
-            {"type": "object", "additionalProperties": False,
-             "required": ["device_id", "name", "value"],
-             "properties": {"device_id": dev_id, "name": {"type": "string"},
-                            "value": {"type": "number"}}},
-            self.set_param))
-        registry.register(Tool(
-            "set_power", "switch a device on or off",
-            {"type": "object", "additionalProperties": False, "required": ["device_id", "on"],
-             "properties": {"device_id": dev_id, "on": {"type": "boolean"}}},
-            self.set_power, examples=examples))
+        register_device_tools(registry, self.snapshot, self.set_power, self.set_param,
+                              self.list_devices)
 
     # ------------------------------------------------------------------ the tools
     def set_power(self, args: dict[str, Any]) -> ToolResult:
@@ -141,10 +123,10 @@ class MusicTools:
         registry.register(Tool(
             "play_music", "play local music, optionally a song, artist or genre",
             {"type": "object", "additionalProperties": False,
-             "properties": {"query": {"type": "string"}}}, self.play))
+             "properties": {"query": {"type": "string"}}}, self.play, acts="music"))
         registry.register(Tool("stop_music", "stop the music",
                                {"type": "object", "additionalProperties": False,
-                                "properties": {}}, self.stop))
+                                "properties": {}}, self.stop, acts="music"))
 
     def _send(self, command: dict[str, Any]) -> ToolResult:
         if self.pub.get_subscription_count() == 0:

@@ -26,11 +26,24 @@ class Tool:
     parameters: dict[str, Any]  # JSON schema of the arguments (type object)
     run: Callable[[dict[str, Any]], ToolResult]  # raises or returns {"ok": ..., "message": ...}
     examples: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (user said, args)
+    # what a call moves in the world: "device", "music", "" (reads only). None: "device"
+    # when the schema takes a device_id. A moving call runs only when the user's words
+    # ask for it (gamgin_llm.grounding)
+    acts: str | None = None
+
+    @property
+    def moves(self) -> str:
+        if self.acts is not None:
+            return self.acts
+        return "device" if "device_id" in self.parameters.get("properties", {}) else ""
 
 
 class ToolRegistry:
     def __init__(self) -> None:
         self.tools: dict[str, Tool] = {}
+        # the devices the tools act on, as the device layer knows them (id -> name_en,
+        # name_zh, aliases, room, type, params); set by whoever registers device tools
+        self.devices: Callable[[], dict[str, dict[str, Any]]] = dict
 
     def register(self, tool: Tool) -> None:
         self.tools[tool.name] = tool
@@ -77,6 +90,15 @@ class ToolRegistry:
                                                     ensure_ascii=False)})
         return shots
 
+    def known_devices(self) -> dict[str, dict[str, Any]]:
+        """The device layer's devices, plus bare ids from the schemas' device_id enums."""
+        devices = {k: dict(v) for k, v in self.devices().items()}
+        for t in self.tools.values():
+            ids = t.parameters.get("properties", {}).get("device_id", {}).get("enum", ())
+            for i in ids:
+                devices.setdefault(str(i), {})
+        return devices
+
     def validate(self, call: ToolCall) -> list[str]:
         """Problems with a call, in words the model (and a log reader) can act on."""
         tool = self.tools.get(call.name)
@@ -102,6 +124,57 @@ class ToolRegistry:
         result.setdefault("message", "")
         result["elapsed_ms"] = round((time.monotonic() - t0) * 1000, 1)
         return result
+
+
+# ---------------------------------------------------------------- the device tools
+Run = Callable[[dict[str, Any]], ToolResult]
+
+
+def register_device_tools(registry: ToolRegistry,
+                          devices: Callable[[], dict[str, dict[str, Any]]],
+                          set_power: Run, set_param: Run, list_devices: Run) -> None:
+    """set_power / set_param / list_devices for the devices the device layer knows (id ->
+    name_en, name_zh, aliases, room, type, params). Their ids become enums, so even a tiny
+    model names real devices, and ``registry.devices`` is what a model's call is checked
+    against (the user's words must name the device: gamgin_llm.grounding). The callables
+    do the work (ROS services in ros_tools; anything in tests)."""
+    known = devices()
+    ids = sorted(known)
+    named = [(i, known[i].get("name_en")) for i in ids if known[i].get("name_en")]
+    # examples from the real devices: small models copy the shape and the ids
+    examples = [(f"Turn {'on' if k % 2 else 'off'} the {name}",
+                 {"device_id": i, "on": bool(k % 2)}) for k, (i, name) in enumerate(named[:2])]
+    examples = examples or [("Turn off the kitchen light",
+                             {"device_id": "kitchen_light", "on": False})]
+    registry.devices = devices
+    dev_id: dict[str, Any] = {"type": "string", "description": "device id"}
+    if ids:
+        dev_id["enum"] = ids
+    registry.register(Tool(
+        "list_devices", "list the devices and their state, optionally in one room",
+        {"type": "object", "additionalProperties": False,
+         "properties": {"room": {"type": "string"}}},
+        list_devices, acts=""))
+    registry.register(Tool(
+        "set_param", "set a device parameter such as brightness, temperature or volume",
+        {"type": "object", "additionalProperties": False,
+         "required": ["device_id", "name", "value"],
+         "properties": {"device_id": dev_id, "name": {"type": "string"},
+                        "value": {"type": "number"}}},
+        set_param, acts="device"))
+    registry.register(Tool(
+        "set_power", "switch a device on or off",
+        {"type": "object", "additionalProperties": False, "required": ["device_id", "on"],
+         "properties": {"device_id": dev_id, "on": {"type": "boolean"}}},
+        set_power, examples=examples, acts="device"))
+
+
+def device_context(devices: dict[str, dict[str, Any]]) -> str:
+    """The device list line of the prompt: "Devices: fan (fan), tv (tv)"."""
+    if not devices:
+        return ""
+    return "Devices: " + ", ".join(f"{i} ({v.get('name_en') or v.get('name_zh') or i})"
+                                   for i, v in sorted(devices.items()))
 
 
 def _type_hint(schema: dict[str, Any]) -> str:
