@@ -16,6 +16,15 @@ from dataclasses import dataclass, field
 
 from gamgin_llm import language as lang_mod
 from gamgin_llm.chat import BackendError, ChatBackend, Message, ToolCall
+from gamgin_llm.grounding import (
+    Verdict,
+    asks_about_owner,
+    check_call,
+    device_name,
+    mentions_device,
+    param_name,
+    topic_words,
+)
 from gamgin_llm.language import SpeakableFilter, in_language, line, sentences
 from gamgin_llm.memory import ConversationMemory
 from gamgin_llm.router import CheckingRetriever, FastAnswer, FastPath, Passage, Retriever
@@ -51,6 +60,9 @@ class TurnResult:
     lang: str
     detail: str = ""  # why a fallback/error line was spoken (for logs and /diagnostics)
     tool_calls: list[dict] = field(default_factory=list)  # {"name", "arguments", "result"}
+    # the model's calls the user's words did not ask for: never run ({"name", "arguments",
+    # "verdict" ask|drop, "reason"})
+    refused_calls: list[dict] = field(default_factory=list)
     ttft_s: float | None = None  # first model token after the turn started
     tokens: int = 0  # model deltas received
     elapsed_s: float = 0.0
@@ -198,6 +210,7 @@ class Dialogue:
         lang = lang_mod.detect_language(text, lang_hint)
         spoken: list[str] = []
         timings: dict[str, float] = {}
+        refused: list[dict] = []  # the model's calls the user's words did not ask for
 
         def ms() -> float:
             return round((time.monotonic() - t0) * 1000, 1)
@@ -214,7 +227,7 @@ class Dialogue:
                 finish = "cancelled"
             return TurnResult(text="".join(spoken), route=route, finish_reason=finish,
                               lang=lang, detail=detail, elapsed_s=time.monotonic() - t0,
-                              timings=timings, **kw)
+                              timings=timings, refused_calls=list(refused), **kw)
 
         self.memory.expire_if_idle()
         if not re.search(r"\w", text):
@@ -243,7 +256,19 @@ class Dialogue:
                 return self._fast(answer, text, lang, say, done)
         timings["fast_paths"] = ms()
 
-        # 2. the LLM must be usable and speak the language (else no retrieval either: the
+        # 2. a question about the owner's own life: their notes answer it, or nobody does
+        # (the model would make up a vet's name)
+        passages: list[Passage] | None = None
+        if (asks_about_owner(text) and not self._told(text)
+                and not mentions_device(text, self.tools.known_devices())):
+            passages = self._retrieve(text, lang, timings, ms)
+            if not passages:
+                say(line("dont_know", lang))
+                self._remember(text, "".join(spoken))
+                return done("knowledge", "stop", "no document answers this question about "
+                                                 "the owner")
+
+        # 3. the LLM must be usable and speak the language (else no retrieval either: the
         # honest line is spoken at once)
         if self.backend is None or self.backend_error is not None:
             err = self.backend_error or BackendError("model", "no backend")
@@ -254,20 +279,15 @@ class Dialogue:
             return done("fallback", "stop", f"the model does not speak {lang} "
                                             "(parameter model_languages)")
 
-        # 3. knowledge
-        passages: list[Passage] = []
-        if self.retriever is not None:
-            try:
-                passages = self.retriever.retrieve(text, lang, self.retriever_k)
-            except Exception as exc:
-                self.log(f"retriever failed: {exc}")
-            timings["retrieve"] = round(ms() - timings["fast_paths"], 1)
+        # 4. knowledge
+        if passages is None:
+            passages = self._retrieve(text, lang, timings, ms)
         route = "knowledge" if passages else "llm"
         # the model cannot be trusted to use the passage: its draft is held whole and
         # checked before anything is said (see _knowledge_reply)
         checked = bool(passages) and isinstance(self.retriever, CheckingRetriever)
 
-        # 4. the LLM, with bounded tool steps
+        # 5. the LLM, with bounded tool steps
         use_tools = len(self.tools) > 0 and self.config.tool_mode != "off"
         native = use_tools and self.config.tool_mode == "native" and self.backend.native_tools
         messages = self._prompt(text, lang, passages, use_tools and not native)
@@ -275,6 +295,7 @@ class Dialogue:
             timings["prompt_tokens"] = sum(self.backend.count_tokens(m.get("content") or "") + 8
                                            for m in messages)
         calls: list[dict] = []
+        tools_on = use_tools  # off once a call was refused: the model then just answers
         ttft: float | None = None
         ntok = 0
         draft: list[str] = []  # checked turns: the gate's output, spoken once it is judged
@@ -291,7 +312,7 @@ class Dialogue:
             finish = "stop"
             try:
                 for delta in self.backend.stream(
-                        messages, tools=self.tools.schemas() if use_tools else None,
+                        messages, tools=self.tools.schemas() if tools_on else None,
                         max_tokens=self.config.max_tokens,
                         temperature=self.config.temperature, cancelled=stop):
                     if stop():
@@ -323,8 +344,27 @@ class Dialogue:
             if any((c.name, c.arguments) in seen_calls for c in call_list):
                 call_list = []  # the same call again: a small model looping, not a new step
                 gate.reject_reason = gate.reject_reason or "degenerate"
+            if call_list and not tools_on:  # a second invented action: no more tries
+                refused += [self._refusal(c, Verdict("drop", "after a refused call"))
+                            for c in call_list]
+                call_list = []
             if call_list and step < self.config.max_tool_steps:
-                for call in call_list:
+                verdicts = [(c, self._ground(c, text)) for c in call_list]
+                for c, v in verdicts:
+                    if v.action != "run":
+                        refused.append(self._refusal(c, v))
+                ask = next((v for _, v in verdicts if v.action == "ask"), None)
+                if ask is not None:  # the user wants a device action, but which device?
+                    say(self._which(ask, lang))
+                    self._remember(text, "".join(spoken))
+                    return done("fallback", "stop", f"asked back: {ask.reason}",
+                                tool_calls=calls, ttft_s=ttft, tokens=ntok)
+                run = [v.call for _, v in verdicts if v.action == "run" and v.call]
+                if not run:  # nothing asked for: the model answers the words instead
+                    tools_on = False
+                    messages += self._refused_messages(call_list, native)
+                    continue
+                for call in run:
                     result = self.tools.execute(call)
                     self.log(f"tool {call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
                              f" -> {json.dumps(result, ensure_ascii=False)}")
@@ -341,6 +381,8 @@ class Dialogue:
                 say("".join(draft))
             if gate.state in ("rejected", "tool", "looped") and not spoken:
                 reason = gate.reject_reason or "degenerate"
+                if refused and not calls:  # words the model could only misread as an action
+                    reason = "unclear"
                 if calls:  # the action happened; confirm it plainly instead
                     say(self._confirm(calls[-1]["result"], lang))
                     self._remember(text, "".join(spoken))
@@ -354,6 +396,81 @@ class Dialogue:
         return done(route, "stop", detail, tool_calls=calls, ttft_s=ttft, tokens=ntok)
 
     # ------------------------------------------------------------------ helpers
+    def _retrieve(self, text: str, lang: str, timings: dict[str, float],
+                  ms: Callable[[], float]) -> list[Passage]:
+        passages: list[Passage] = []
+        if self.retriever is None:
+            return passages
+        try:
+            passages = self.retriever.retrieve(text, lang, self.retriever_k)
+        except Exception as exc:
+            self.log(f"retriever failed: {exc}")
+        timings["retrieve"] = round(ms() - timings["fast_paths"], 1)
+        return passages
+
+    def _told(self, question: str) -> bool:
+        """Did the user already tell the robot about this ("my name is Ann" before "what's
+        my name?")? Then the conversation, not the documents, holds the answer."""
+        topic = topic_words(question)
+        if not topic:
+            return False
+        said = " ".join(m["content"] for m in self.memory.messages() if m["role"] == "user")
+        heard = topic_words(said)
+        return len(topic & heard) > len(topic) / 2
+
+    def _ground(self, call: ToolCall, text: str) -> Verdict:
+        """May the model's call run on the user's words? (gamgin_llm.grounding)"""
+        tool = self.tools.tools.get(call.name)
+        verdict = check_call(call, tool.moves if tool else "", text, self.tools.known_devices())
+        if verdict.action != "run":
+            self.log(f"tool call not run ({verdict.action}): {verdict.reason}; "
+                     f"user said {text[:80]!r}")
+        return verdict
+
+    @staticmethod
+    def _refusal(call: ToolCall, verdict: Verdict) -> dict:
+        return {"name": call.name, "arguments": call.arguments, "verdict": verdict.action,
+                "reason": verdict.reason}
+
+    def _which(self, verdict: Verdict, lang: str) -> str:
+        """The ask-back: which device (naming the few that fit), or which parameter."""
+        devices = self.tools.known_devices()
+        sep, last = ("、", "还是") if lang == "zh" else (", ", " or ")
+
+        def join(items: list[str]) -> str:
+            return sep.join(items[:-1]) + last + items[-1] if len(items) > 1 else "".join(items)
+
+        if verdict.param_of:
+            dev = verdict.param_of
+            return line("which_param", lang, name=device_name(dev, devices.get(dev, {}), lang),
+                        options=join([param_name(p, lang) for p in verdict.options]))
+        names = [device_name(i, devices.get(i, {}), lang) for i in verdict.options]
+        if 1 <= len(names) <= 4:
+            the = "" if lang == "zh" else "the "
+            return line("which_device_of", lang, options=join([the + n for n in names]))
+        return line("which_device", lang)
+
+    @staticmethod
+    def _refused_messages(calls: list[ToolCall], native: bool) -> list[Message]:
+        """What the model sees after a call nobody asked for: nothing was done, answer the
+        words. No failure result: that is what made it apologise for a failed action."""
+        note = ("Nothing was done: the user did not ask to control anything. Reply to what "
+                "the user said in one short sentence, without JSON.")
+        if native:
+            out: list[Message] = []
+            for call in calls:
+                cid = call.id or f"call_{call.name}"
+                out += [{"role": "assistant", "content": None, "tool_calls": [
+                    {"id": cid, "type": "function", "function": {
+                        "name": call.name, "arguments": json.dumps(call.arguments)}}]},
+                    {"role": "tool", "tool_call_id": cid,
+                     "content": json.dumps({"skipped": True, "message": note})}]
+            return out
+        call = calls[0]
+        return [{"role": "assistant", "content": json.dumps(
+                    {"tool": call.name, "arguments": call.arguments}, ensure_ascii=False)},
+                {"role": "user", "content": note}]
+
     def _knowledge_reply(self, text: str, lang: str, passages: list[Passage], draft: str,
                          gate: ReplyGate, say: Callable[[str], None],
                          done: Callable[..., TurnResult], **kw) -> TurnResult:

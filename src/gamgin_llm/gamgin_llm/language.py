@@ -47,6 +47,29 @@ LINES: dict[str, dict[str, str]] = {
         "zh": "抱歉，没办成：{reason}",
         "en": "Sorry, that didn't work: {reason}",
     },
+    # the model wanted to act on a device the user's words did not name
+    "which_device": {
+        "zh": "你是想控制哪个设备？",
+        "en": "Which device do you mean?",
+    },
+    "which_device_of": {
+        "zh": "你是想控制哪个设备？{options}？",
+        "en": "Which device do you mean: {options}?",
+    },
+    "which_param": {
+        "zh": "你想调{name}的什么？{options}？",
+        "en": "What should I change on the {name}: {options}?",
+    },
+    # the model's only idea was an action nobody asked for (an unclear transcript)
+    "unclear": {
+        "zh": "我没太听明白，能再说一遍吗？",
+        "en": "I'm not sure what you mean. Could you say it again?",
+    },
+    # a question about the owner's own life that no document answers
+    "dont_know": {
+        "zh": "我不知道，你的资料里没有写。",
+        "en": "I don't know. It isn't in your notes or documents.",
+    },
 }
 
 

@@ -1,0 +1,256 @@
+"""What the user's own words support, checked before the robot acts or answers on the
+model's word. Pure Python.
+
+A small model turns an unclear transcript into a confident tool call: "金坚，你好" heard as
+"Li Hao" became ``set_param(bedroom_light, "living-moth", 10)``, and nothing in the call
+itself shows that it was invented. So a call that moves something runs only when
+
+- the user's words ask for an action (a device verb, not a question), and
+- they name the device (its id, name, alias or room, zh or en, tolerantly: word order,
+  plurals, "的"), or it is the only device their words fit ("the volume": the tv), and
+- the parameter exists on that device.
+
+Otherwise the call is asked about ("Which device do you mean?") when the words do ask for
+a device action, and dropped without a word about it when they do not.
+
+Also here: ``asks_about_owner`` ("Who is Mochi's vet?", "我的护照什么时候过期？"), a
+question whose answer can only come from the owner's own notes, never from the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gamgin_llm.chat import ToolCall
+from gamgin_llm.language import is_cjk
+
+Devices = Mapping[str, Mapping[str, Any]]  # id -> name_en, name_zh, aliases, room, type, params
+
+# the kind of thing a word names: "turn on the light" fits every light
+_TYPE_WORDS: dict[str, tuple[str, ...]] = {
+    "light": ("light", "lamp", "灯"),
+    "climate": ("ac", "air conditioner", "air conditioning", "aircon", "空调", "冷气", "暖气"),
+    "fan": ("fan", "风扇", "电扇"),
+    "media_player": ("tv", "television", "telly", "电视"),
+    "water_heater": ("water heater", "boiler", "热水器"),
+    "switch": ("plug", "socket", "插座"),
+}
+# words that point at a parameter: "the volume" fits the one device that has a volume
+_PARAM_WORDS: dict[str, tuple[str, ...]] = {
+    "brightness": ("brightness", "bright", "brighter", "dim", "dimmer", "dark", "darker",
+                   "亮度", "亮", "暗"),
+    "temperature": ("temperature", "temp", "degree", "warm", "warmer", "cool", "cooler",
+                    "cold", "colder", "hot", "hotter", "温度", "度", "冷", "热"),
+    "volume": ("volume", "loud", "louder", "quiet", "quieter", "sound", "音量", "声音"),
+    "speed": ("speed", "风速", "档"),
+}
+_MUSIC_WORDS = re.compile(r"\b(?:music|songs?|tracks?|play|playing|album|radio|tunes?)\b|"
+                          r"音乐|歌|播放|曲")
+
+# A question asks, it does not command ("is the light on?", "how do I turn on the tv?");
+# "can you ..." / "能不能..." are polite commands and are not listed.
+_FILLER_EN = r"(?:(?:hey|hi|so|ok|okay|jinjian|and|but|well|um|uh|oh)\b[\s,]*)*"
+_QUESTION_EN = re.compile(_FILLER_EN + r"(?:is|are|was|were|am|what|whats|who|whos|whom|"
+                          r"whose|when|where|why|how|which|does|do|did|has|have|had)\b")
+_QUESTION_ZH = re.compile(r"谁|什么|哪|为什么|怎么|多少|几点|是不是|有没有|[开关]着")
+# verbs that command a device by themselves ("turn it off", "把它打开") ...
+_VERB_EN = re.compile(r"\b(?:turn|switch|set|dim|brighten|raise|lower|increase|decrease|"
+                      r"reduce|boost|adjust|mute|unmute|crank)\b")
+_VERB_ZH = re.compile(r"打开|关掉|关上|关闭|开启|启动|停止|停掉|调|设置|设成|设为|设到|把|"
+                      r"开到|开大|开小|[开关](?![着心始学会门口于系注])")
+# ... and words that do only next to a device ("lights off", "start the fan")
+_SOFT_EN = re.compile(r"\b(?:on|off|up|down|start|stop|open|close|shut|make|put|change)\b")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str  # "run": execute it; "ask": ask which device; "drop": not asked for, skip
+    reason: str  # for the log and TurnResult.detail
+    options: tuple[str, ...] = ()  # "ask": device ids to offer
+    param_of: str = ""  # "ask" about the parameter of this device (it has no such one)
+    call: ToolCall | None = None  # "run": the call to execute (a repaired parameter name)
+
+
+@dataclass(frozen=True)
+class Words:
+    """An utterance as the matchers see it: folded latin words and the CJK characters."""
+
+    en: frozenset[str]
+    zh: str  # ideographs only, without 的 ("客厅的灯" names 客厅灯)
+
+    @classmethod
+    def of(cls, text: str) -> Words:
+        low = text.lower().replace("’", "'").replace("'s", " ")
+        en = frozenset(_fold(w) for w in re.findall(r"[a-z0-9]+", low))
+        return cls(en, "".join(c for c in text if is_cjk(c)).replace("的", ""))
+
+    def say(self, phrase: str) -> bool:
+        """Do the words contain this name? Latin words in any order, CJK as a run (or
+        room + type apart: "卧室里的空调" names 卧室空调)."""
+        p = phrase.lower().replace("_", " ")
+        latin = [_fold(w) for w in re.findall(r"[a-z0-9]+", p)]
+        cjk = "".join(c for c in p if is_cjk(c)).replace("的", "")
+        if not latin and not cjk:
+            return False
+        if cjk and cjk not in self.zh and not self._split(cjk):
+            return False
+        return all(w in self.en for w in latin)
+
+    def _split(self, cjk: str) -> bool:
+        for words in _TYPE_WORDS.values():
+            for t in words:
+                head = cjk[:-len(t)] if cjk.endswith(t) and len(cjk) > len(t) else ""
+                if head and head in self.zh and t in self.zh[self.zh.index(head) + len(head):]:
+                    return True
+        return False
+
+
+def _fold(word: str) -> str:
+    """Plurals fold to the singular ("lights" names the light), enough for device words."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _names(dev_id: str, info: Mapping[str, Any]) -> list[str]:
+    return [dev_id, str(info.get("name_en") or ""), str(info.get("name_zh") or ""),
+            *(str(a) for a in info.get("aliases") or ())]
+
+
+def _params(info: Mapping[str, Any]) -> list[str]:
+    return [p["name"] if isinstance(p, Mapping) else str(p) for p in info.get("params") or ()]
+
+
+def named_devices(words: Words, devices: Devices) -> set[str]:
+    """Devices the words name by id, name or alias."""
+    return {i for i, info in devices.items() if any(words.say(n) for n in _names(i, info) if n)}
+
+
+def fitting_devices(words: Words, devices: Devices) -> tuple[set[str], bool]:
+    """Devices the words fit by kind, parameter and room ("the bedroom light", "the
+    volume"), and whether the words mention any such thing at all."""
+    types = {t for t, ws in _TYPE_WORDS.items() if any(words.say(w) for w in ws)}
+    params = {p for p, ws in _PARAM_WORDS.items() if any(words.say(w) for w in ws)}
+    rooms = {str(d.get("room")) for d in devices.values()
+             if d.get("room") and words.say(str(d["room"]))}
+    if not (types or params or rooms):
+        return (set(devices) if len(devices) == 1 else set()), False
+    fit = {i for i, d in devices.items()
+           if (not types or d.get("type") in types)
+           and (not params or params & set(_params(d)))
+           and (not rooms or d.get("room") in rooms)}
+    return fit, True
+
+
+def is_question(text: str) -> bool:
+    low = text.lower().replace("’", "").replace("'", "").strip()
+    return bool(_QUESTION_EN.match(low) or _QUESTION_ZH.search(text))
+
+
+def wants_action(text: str, mentions_device: bool) -> bool:
+    """Do the words ask for something to be done to a device? Questions never do."""
+    if is_question(text):
+        return False
+    low = text.lower()
+    if _VERB_EN.search(low) or _VERB_ZH.search(text):
+        return True
+    return mentions_device and bool(_SOFT_EN.search(low))
+
+
+def check_device_call(call: ToolCall, text: str, devices: Devices) -> Verdict:
+    """May this call (with a ``device_id``) run on these words?"""
+    dev = str(call.arguments.get("device_id", ""))
+    words = Words.of(text)
+    named = named_devices(words, devices)
+    fit, mentioned = fitting_devices(words, devices)
+    if not wants_action(text, bool(named) or mentioned):
+        return Verdict("drop", f"{call.name}({dev}): the user's words ask for no device action")
+    if dev in named or (not named and fit == {dev}):
+        return _check_param(call, dev, devices.get(dev, {}))
+    options = named or fit or set(devices)
+    return Verdict("ask", f"{call.name}({dev}): the user's words do not name {dev!r}",
+                   tuple(i for i in devices if i in options))  # in the registry's order
+
+
+def _check_param(call: ToolCall, dev: str, info: Mapping[str, Any]) -> Verdict:
+    """The parameter must exist on the device. A device with one parameter has only one
+    thing "set it to 10" can mean, so a wrong name there is repaired, not refused."""
+    params = _params(info)
+    name = call.arguments.get("name")
+    if "name" not in call.arguments or not params or name in params:
+        return Verdict("run", "named", call=call)
+    if len(params) == 1:
+        fixed = ToolCall(call.name, {**call.arguments, "name": params[0]}, call.id)
+        return Verdict("run", f"parameter {name!r} -> {params[0]!r}", call=fixed)
+    return Verdict("ask", f"{dev} has no parameter {name!r} ({', '.join(params)})",
+                   tuple(params), param_of=dev)
+
+
+def check_music_call(call: ToolCall, text: str) -> Verdict:
+    if _MUSIC_WORDS.search(text.lower()):
+        return Verdict("run", "music named", call=call)
+    return Verdict("drop", f"{call.name}: the user's words say nothing about music")
+
+
+def check_call(call: ToolCall, acts: str, text: str, devices: Devices) -> Verdict:
+    """The verdict for a model's tool call; ``acts`` is what the tool moves ("device",
+    "music"; "" = it only reads, always allowed)."""
+    if acts == "device":
+        return check_device_call(call, text, devices)
+    if acts == "music":
+        return check_music_call(call, text)
+    return Verdict("run", "read-only tool", call=call)
+
+
+def device_name(dev_id: str, info: Mapping[str, Any], lang: str) -> str:
+    name = info.get("name_zh") if lang == "zh" else info.get("name_en")
+    return str(name or info.get("name_en") or info.get("name_zh") or dev_id.replace("_", " "))
+
+
+def param_name(param: str, lang: str) -> str:
+    """A parameter as the user would say it ("亮度" for brightness in Chinese)."""
+    words = _PARAM_WORDS.get(param, ())
+    zh = next((w for w in words if is_cjk(w[0])), "")
+    return zh if lang == "zh" and zh else param.replace("_", " ")
+
+
+# ---------------------------------------------------------------- the owner's facts
+# "my", "our", or a name's ("Mochi's": capitalised, not the sentence's first word, so
+# "today's weather" and "the world's tallest" are not about the owner)
+_OWNER_EN = re.compile(r"\b(?:[Mm]y|[Oo]ur|[Mm]ine|[Oo]urs)\b|(?<=\w[\s,])[A-Z][a-z]+'s\b")
+_OWNER_ZH = re.compile(r"我的|我们|我家|咱家|咱们|[A-Za-z]+\s*的")
+_STOP_EN = frozenset("the a an is are was were what whats who whom whose when where why how "
+                     "which does do did my our mine ours of for to in on at and or with "
+                     "from about me you your it its this that".split())
+
+
+def asks_about_owner(text: str) -> bool:
+    """A question about the owner's own life ("Who is Mochi's vet?", "When does my car
+    insurance expire?", "Mochi的兽医是谁？"): only their notes can answer it."""
+    text = text.replace("’", "'")
+    question = is_question(text) or text.rstrip().endswith(("?", "？", "吗", "呢"))
+    if not question or re.search(r"\byour\b|你的", text.lower()):
+        return False  # "what's your name?" is about the robot
+    return bool(_OWNER_EN.search(text) or _OWNER_ZH.search(text))
+
+
+def mentions_device(text: str, devices: Devices) -> bool:
+    """Do the words name a device, a kind of device or a room ("is my bedroom light on?"
+    is for the devices, not for the notes)?"""
+    words = Words.of(text)
+    rooms = {str(d.get("room")) for d in devices.values() if d.get("room")}
+    return bool(named_devices(words, devices)) or any(
+        words.say(w) for ws in _TYPE_WORDS.values() for w in ws) or any(
+        words.say(r) for r in rooms)
+
+
+def topic_words(text: str) -> set[str]:
+    """What a question is about: its content words (en) and character pairs (zh), to see
+    whether the user already told the robot about it earlier in the conversation."""
+    words = {_fold(w) for w in re.findall(r"[a-z0-9]+", text.lower().replace("'s", " "))
+             if len(w) >= 3 and w not in _STOP_EN}
+    cjk = "".join(c for c in text if is_cjk(c))
+    cjk = re.sub(r"谁|什么|哪|为什么|怎么|多少|我的|我们|是|的|吗|呢", " ", cjk)
+    pairs = {cjk[i:i + 2] for i in range(len(cjk) - 1) if " " not in cjk[i:i + 2]}
+    return words | pairs
