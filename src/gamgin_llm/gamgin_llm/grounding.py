@@ -59,8 +59,8 @@ _QUESTION_ZH = re.compile(r"谁|什么|哪|为什么|怎么|多少|几点|是不
 # verbs that command a device by themselves ("turn it off", "把它打开") ...
 _VERB_EN = re.compile(r"\b(?:turn|switch|set|dim|brighten|raise|lower|increase|decrease|"
                       r"reduce|boost|adjust|mute|unmute|crank)\b")
-_VERB_ZH = re.compile(r"打开|关掉|关上|关闭|开启|启动|停止|停掉|调|设置|设成|设为|设到|把|"
-                      r"开到|开大|开小|[开关](?![着心始学会门口于系注])")
+_VERB_ZH = re.compile(r"打开|关掉|关上|关闭|开启|启动|停止|停掉|(?<!空)调|设置|设成|设为|设到|把|"
+                      r"开到|开大|开小|(?<![离公分相海])[开关](?![着心始学会门口于系注])")
 # ... and words that do only next to a device ("lights off", "start the fan")
 _SOFT_EN = re.compile(r"\b(?:on|off|up|down|start|stop|open|close|shut|make|put|change)\b")
 

@@ -114,7 +114,8 @@ def test_a_device_the_words_do_not_name_is_asked_about():
 
 
 @pytest.mark.parametrize("text", ["is the tv on?", "how do I turn on the fan?",
-                                  "why is the bedroom light on", "客厅灯开着吗", "怎么打开空调"])
+                                  "why is the bedroom light on", "客厅灯开着吗", "怎么打开空调",
+                                  "I like the tv", "我喜欢空调", "我离开客厅了"])
 def test_a_question_about_a_device_moves_nothing(text):
     call = ToolCall("set_power", {"device_id": "tv", "on": True})
     assert check_call(call, "device", text, DEVICES).action == "drop"
