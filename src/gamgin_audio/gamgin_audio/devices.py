@@ -25,6 +25,21 @@ def select(device: str, pulse_device: str, kind: str) -> int | str | None:
     return device
 
 
+def latency(value: object) -> float | str:
+    """sounddevice's ``latency=`` from a parameter: seconds (a number or a string of one),
+    or PortAudio's "low" / "high" defaults. ValueError says what is accepted."""
+    text = str(value).strip()
+    if text in ("low", "high"):
+        return text
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 2:
+        raise ValueError(f"latency {value!r}: seconds in (0, 2], 'low' or 'high'")
+    return seconds
+
+
 def describe_devices() -> str:
     import sounddevice as sd
 

@@ -10,10 +10,11 @@ import threading
 import time
 
 import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.time import Time
 from std_msgs.msg import Header
 
-from gamgin_audio import devices
+from gamgin_audio import alsa, devices
 from gamgin_audio.aec import DeviceClock
 from gamgin_audio.playback import PlaybackEvent, SpeechQueue
 from gamgin_common import audio, qos
@@ -30,6 +31,12 @@ class SpeakerNode(StageNode):
         self.sample_rate = int(p("sample_rate", 24000).value)
         self.block_ms = int(p("block_ms", 20).value)
         self.max_queue_s = float(p("max_queue_s", 300.0).value)
+        # audio buffered in the device, seconds or "low"/"high". "low" asks the pulse plugin
+        # for ~9 ms (40 ms granted): on a loaded CPU the sound server then runs dry every
+        # few blocks (200-400 xruns in 25 s with the CPU oversubscribed, measured); 80 ms
+        # ran dry 1-5 times in the same test. The cost: up to 40 ms more of the answer
+        # heard after a barge-in (the queue itself is still flushed within one block).
+        self.latency = p("latency", "0.08", ParameterDescriptor(dynamic_typing=True)).value
         self.max_chunk_bytes = int(p("max_chunk_bytes", audio.MAX_CHUNK_BYTES).value)
         # what the speaker plays, for the microphone's echo canceller (barge-in)
         self.publish_reference = bool(p("publish_reference", True).value)
@@ -49,6 +56,10 @@ class SpeakerNode(StageNode):
             self.health.value(k, v)
 
     def configure_stage(self) -> None:
+        try:
+            self._latency = devices.latency(self.latency)
+        except ValueError as exc:
+            raise StageError(f"bad parameter: {exc}; fix config/audio.yaml") from exc
         self.playback_pub = self.stage_publisher(TurnState, "audio/playback", qos.EVENTS)
         if self.publish_reference:
             self.reference_pub = self.stage_publisher(AudioChunk, "audio/reference",
@@ -60,12 +71,13 @@ class SpeakerNode(StageNode):
     def activate_stage(self) -> None:
         import sounddevice as sd
 
+        alsa.report_to(self, "underrun")  # xrun lines counted, not printed per block
         dev = devices.select(self.device, self.pulse_sink, "output")
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.sample_rate, channels=1, dtype="float32",
                 blocksize=self.sample_rate * self.block_ms // 1000, device=dev,
-                callback=self._on_device, latency="low",
+                callback=self._on_device, latency=self._latency,
             )
             self._stream.start()
         except Exception as exc:
@@ -73,6 +85,7 @@ class SpeakerNode(StageNode):
             raise StageError(
                 f"cannot open speaker {dev!r}: {exc}. Devices: {devices.describe_devices()}"
             ) from exc
+        self.health.value("latency_ms", round(float(self._stream.latency) * 1000))
         if self.publish_reference:
             self._ref_latency_ns = int(float(self._stream.latency) * 1e9)
             self._ref_thread = threading.Thread(target=self._reference_loop, daemon=True,

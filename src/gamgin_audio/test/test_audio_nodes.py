@@ -2,6 +2,8 @@
 sinks, real node processes, real DDS."""
 
 import itertools
+import os
+import signal
 import time
 
 import numpy as np
@@ -182,3 +184,40 @@ def test_a_bad_echo_canceller_parameter_is_reported_and_the_node_stays_up(pulse,
 
         assert testing.wait_for(reported, 20), node.log()
         assert node.alive()
+
+
+def test_an_idle_speaker_counts_underruns_instead_of_printing_them(pulse, probe, node_env,
+                                                                   tmp_path):
+    """`gamgin up` on a null sink printed libasound's "underrun occurred" for every late
+    block. Idle a few seconds, then stalled as an overloaded CPU stalls it (SIGSTOP, longer
+    than the device buffer): the log keeps at most the 1st/10th/100th… summary line, and
+    the underruns are counted on /diagnostics."""
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    fqn = "/gamgin/idle/speaker"
+    with testing.null_sink("gamgin_test_idle") as sink, testing.NodeProcess(
+        "gamgin_audio", "speaker_node", "speaker", node_env, namespace="/gamgin/idle",
+        params={"pulse_sink": sink}, log_dir=str(tmp_path),
+    ) as node:
+        def values() -> dict[str, str]:
+            latest = probe.diagnostics_of(diags, fqn)[-1:]
+            return {kv.key: kv.value for s in latest for kv in s.values}
+
+        assert testing.wait_for(lambda: any(s.message.startswith("playing") for s in
+                                            probe.diagnostics_of(diags, fqn)), 20), node.log()
+        time.sleep(3.0)  # idle: silence is played, nothing is queued
+        for _ in range(5):
+            os.kill(node.proc.pid, signal.SIGSTOP)
+            time.sleep(0.3)
+            os.kill(node.proc.pid, signal.SIGCONT)
+            time.sleep(0.3)
+
+        def counted() -> int:
+            v = values()
+            return int(v.get("underflows", 0)) + int(v.get("alsa_underruns", 0))
+
+        assert testing.wait_for(lambda: counted() >= 1, 10), (values(), node.log())
+        assert values().get("latency_ms") == "80", values()
+        log = node.log()
+        assert node.alive(), log
+    assert "underrun occurred" not in log, log
+    assert len([ln for ln in log.splitlines() if "underrun" in ln]) <= 3, log

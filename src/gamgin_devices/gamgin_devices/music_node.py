@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from rcl_interfaces.msg import ParameterDescriptor
 from std_msgs.msg import String
 
 from gamgin_common import qos
@@ -28,6 +29,9 @@ class MusicNode(StageNode):
         self.pulse_sink = str(p("pulse_sink", "").value)
         self.sample_rate = int(p("sample_rate", 48000).value)
         self.block_ms = int(p("block_ms", 20).value)
+        # seconds buffered in the device: sounddevice's default ("high") is 40 ms on the
+        # pulse plugin, which a loaded CPU lets run dry block after block (see the speaker)
+        self.latency = p("latency", "0.08", ParameterDescriptor(dynamic_typing=True)).value
         self.volume = float(p("volume", 0.8).value)
         self.duck_gain = float(p("duck_gain", 0.2).value)
         self.command_topic = str(p("command_topic", "music/command").value)
@@ -36,6 +40,12 @@ class MusicNode(StageNode):
         self._listening = self._speaking = False
 
     def configure_stage(self) -> None:
+        from gamgin_audio import devices
+
+        try:
+            self._latency = devices.latency(self.latency)
+        except ValueError as exc:
+            raise StageError(f"bad parameter: {exc}; fix config/devices_params.yaml") from exc
         folder = self.library_dir or str(data_dir() / "music")
         library = MusicLibrary(folder)
         if not library.tracks:
@@ -52,19 +62,21 @@ class MusicNode(StageNode):
     def activate_stage(self) -> None:
         import sounddevice as sd
 
-        from gamgin_audio import devices
+        from gamgin_audio import alsa, devices
 
+        alsa.report_to(self, "underrun")  # xrun lines counted, not printed per block
         dev = devices.select(self.device, self.pulse_sink, "output")
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.sample_rate, channels=1, dtype="float32",
                 blocksize=self.sample_rate * self.block_ms // 1000, device=dev,
-                callback=self._on_device)
+                callback=self._on_device, latency=self._latency)
             self._stream.start()
         except Exception as exc:
             self._stream = None
             raise StageError(f"cannot open music output {dev!r}: {exc}. "
                              f"Devices: {devices.describe_devices()}") from exc
+        self.health.value("latency_ms", round(float(self._stream.latency) * 1000))
         if self.player.library.tracks:
             self.health.ok(f"{len(self.player.library.tracks)} tracks; output {dev or 'default'}")
         self._publish_state("ready")
