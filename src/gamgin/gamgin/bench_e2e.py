@@ -83,10 +83,13 @@ def make_config(base: Path, dest: Path, mic_sink: str, spk_sink: str, stt_mode: 
 class GraphRun:
     """`gamgin up` in the background with a config folder; node pids from /diagnostics."""
 
-    def __init__(self, config: Path, env: dict, log: Path, exclude: list[str]) -> None:
+    def __init__(self, config: Path, env: dict, log: Path, exclude: list[str],
+                 log_dir: Path | None = None) -> None:
         args = ["gamgin", "up", "--config", str(config), "--no-bridge"]
         if exclude:
             args += ["--exclude", ",".join(exclude)]
+        if log_dir is not None:
+            args += ["--log-dir", str(log_dir)]
         self.proc = subprocess.Popen(args, env=env, stdout=open(log, "wb"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
 

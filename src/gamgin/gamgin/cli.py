@@ -38,6 +38,7 @@ BENCHES = {
     "bridge": "gamgin_inspect.bench",
     "soak": "gamgin.bench_soak",
     "aec": "gamgin.bench_aec",
+    "recovery": "gamgin.bench_recovery",
 }
 
 

@@ -161,6 +161,10 @@ def builtin_text(name: str) -> bytes:
     return (importlib.resources.files("gamgin_knowledge") / "jokes" / name).read_bytes()
 
 
+class IngestStopped(RuntimeError):
+    """The batch was abandoned before its commit (the node is stopping)."""
+
+
 class KnowledgeBase:
     def __init__(self, root: str | Path | None = None, embedder=None,
                  embedder_factory: Callable[[], object] | None = None,
@@ -195,9 +199,13 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ ingest
     def add(self, paths: Iterable[str | Path], builtin: Iterable[str] = (),
-            on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
+            on_file: Callable[[FileResult], None] | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> IngestReport:
         """Ingest files/folders (and named built-in collections). Bad files are skipped
-        with a reason; the rest go on. Nothing is live until the whole batch is written."""
+        with a reason; the rest go on. Nothing is live until the whole batch is written.
+        ``should_stop`` is asked between files: when it says yes, IngestStopped is raised
+        and the previous generation stays as it was (a node that is stopping must not
+        wait for a long batch to finish)."""
         t0 = time.monotonic()
         files, report_bad = expand(paths)
         report = IngestReport(files=list(report_bad))
@@ -213,7 +221,10 @@ class KnowledgeBase:
             todo: list[tuple[str, bytes | None, Path | None]] = [
                 (BUILTIN + n, builtin_text(n), None) for n in builtin]
             todo += [(str(f), None, f) for f in files]
-            for key, raw, path in todo:
+            for i, (key, raw, path) in enumerate(todo):
+                if should_stop():
+                    raise IngestStopped(f"stopped after {i} of {len(todo)} files; nothing of "
+                                        "this batch was added")
                 res = self._ingest_one(key, raw, path, entries, kept, emb)
                 report.files.append(res)
                 changed |= res.status in ("added", "updated")

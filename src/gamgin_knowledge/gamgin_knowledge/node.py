@@ -27,7 +27,7 @@ from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import Passage as PassageMsg
 from gamgin_interfaces.srv import KnowledgeAdd, KnowledgeSearch
 from gamgin_knowledge.chunking import SentenceChunker
-from gamgin_knowledge.core import JOKE_FILES, IngestReport, KnowledgeBase
+from gamgin_knowledge.core import JOKE_FILES, IngestReport, IngestStopped, KnowledgeBase
 from gamgin_knowledge.ingest import Limits
 from gamgin_knowledge.watcher import diff, snapshot
 
@@ -53,6 +53,7 @@ class KnowledgeNode(StageNode):
         self.folders: list[Path] = []
         self._seen: dict[str, tuple[int, int]] = {}
         self._busy = threading.Lock()
+        self._stopping = threading.Event()
         self._timer = None
         self._first = True
 
@@ -89,11 +90,13 @@ class KnowledgeNode(StageNode):
         self._count()
 
     def activate_stage(self) -> None:
+        self._stopping.clear()
         self._first = True
         self._timer = self.create_timer(self.scan_period_s, self._tick)
         threading.Thread(target=self._scan, daemon=True).start()
 
     def deactivate_stage(self) -> None:
+        self._stopping.set()  # an ingest under way gives up before its commit
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -120,7 +123,7 @@ class KnowledgeNode(StageNode):
             jokes = JOKE_FILES if (self._first and self.builtin_jokes) else ()
             if not changed and not gone and not jokes:
                 return None
-            report = kb.add(changed, builtin=jokes)
+            report = kb.add(changed, builtin=jokes, should_stop=self._stopping.is_set)
             if gone:
                 removed = kb.remove(gone)
                 report.files += removed.files
@@ -135,6 +138,8 @@ class KnowledgeNode(StageNode):
             self._first = False
             self._publish(report)
             return report
+        except IngestStopped:
+            return None  # stopping: the next start scans again
         except Exception as exc:
             self.get_logger().error(f"ingest failed: {type(exc).__name__}: {exc}")
             self.health.error(f"ingest failed: {exc} (check the index folder "
@@ -183,7 +188,14 @@ class KnowledgeNode(StageNode):
             response.report_json = json.dumps({"files": [], "summary": response.summary})
             return response
         try:
-            report = kb.remove(paths) if request.remove else kb.add(paths)
+            report = kb.remove(paths) if request.remove else kb.add(
+                paths, should_stop=self._stopping.is_set)
+        except IngestStopped as exc:
+            response.success = False
+            response.summary = f"the knowledge node is stopping: {exc}; send it again"
+            response.report_json = json.dumps({"files": [], "summary": response.summary},
+                                              ensure_ascii=False)
+            return response
         except Exception as exc:  # the index could not be written: say so, keep serving
             self.get_logger().error(f"knowledge/add failed: {type(exc).__name__}: {exc}")
             self.health.error(f"knowledge/add failed: {exc} (check the index folder "

@@ -185,7 +185,10 @@ class LlmNode(StageNode):
                 self.health.value("prefix_restored_tokens", restored)
                 self._warm()
                 if hasattr(d.backend, "save_prefix"):
-                    d.backend.save_prefix()
+                    saved = d.backend.save_prefix()
+                    reused = d.backend.prefix_reused() if restored else 0
+                    self.get_logger().info(f"prompt head: {restored} tokens restored from the "
+                                           f"prefix cache, {reused} reused, {saved} saved")
             self.health.ok(f"ready ({self.backend_name})")
         except BackendError as exc:
             d.backend_error = exc

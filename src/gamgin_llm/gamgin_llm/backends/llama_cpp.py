@@ -132,6 +132,19 @@ class LlamaCppBackend:
             return 0
         self.llm.input_ids[:n] = tokens[:n]
         self.llm.n_tokens = n
+        self._restored = list(tokens[:n])
+        return n
+
+    def prefix_reused(self) -> int:
+        """Of the restored tokens, how many the context still starts with (after a turn or
+        the warm-up: the part of the cache that was really used)."""
+        restored = getattr(self, "_restored", [])
+        now = self.llm.input_ids[: self.llm.n_tokens].tolist() if self.llm is not None else []
+        n = 0
+        for a, b in zip(restored, now, strict=False):
+            if a != b:
+                break
+            n += 1
         return n
 
     def save_prefix(self) -> int:

@@ -1,0 +1,210 @@
+"""`gamgin bench recovery`: kill a stage in a running graph; how soon is a turn served again?
+
+The graph runs under `gamgin up` (always-on STT, virtual mic and speaker). For each stage
+(llm, stt, tts by default) and each of ``--kills`` rounds: wait until the graph is idle,
+SIGKILL the stage's process (a crash, not a stop), and at once start turns the way a user
+would retry, until one is answered:
+
+- llm, tts: a typed turn (a final ``Transcript`` from source "typed"); if no answer starts
+  within ``--attempt-s``, another one (a user saying it again);
+- stt: a spoken command played into the microphone, again until one is answered.
+
+Stages are killed in turn (llm, stt, tts, llm, ...), each at most once per 31 s, so every
+kill is a first crash, restarted at once (`gamgin up` backs off only a node that crashes
+again within 30 s of its start).
+
+Measured from the kill: ``served_s`` = the first audio chunk of an answer on audio/speech
+(the user hears the robot again), with when the turn that got it began and its own
+end-of-input -> first audio latency; ``active_s`` = the restarted node reports lifecycle
+``active`` on /diagnostics (process start + imports + model load + DDS). From the new
+node's log: the time its Python started, and ``phases`` its own start-up log lines give.
+Prints a table and writes results/bench-recovery.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STAGES = ("llm", "stt", "tts")
+TYPED = "What can you do?"
+SPOKEN = "switch on the living room light"
+HEALTHY_AFTER_S = 31.0  # gamgin up: a node that ran this long restarts at once again
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="gamgin bench recovery", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kills", type=int, default=5, help="kills per stage")
+    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--attempt-s", type=float, default=0.6,
+                    help="seconds a turn gets to start answering before the user tries again")
+    ap.add_argument("--give-up", type=float, default=30.0, help="seconds per kill at most")
+    ap.add_argument("--startup-timeout", type=float, default=180.0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+
+    from gamgin.bench_e2e import GraphRun, make_config, pct, synth_clips
+    from gamgin.graph import default_config_dir
+    from gamgin_common import qos, testing
+    from gamgin_common.paths import results_path
+    from gamgin_common.stamps import clock_turn_id
+    from gamgin_interfaces.msg import AudioChunk, TokenChunk, Transcript, TurnState
+
+    out = results_path("bench-recovery.json", args.out)
+    env = testing.test_env(testing.unique_domain_id())
+    os.environ.update(env)
+    testing.ensure_pulse()
+    tmp = Path(tempfile.mkdtemp(prefix="gamgin-recovery-"))
+    (_, clip, clip_s), = synth_clips([SPOKEN], tmp)
+    probe = testing.RosProbe("bench_recovery")
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    speech = probe.collect(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
+    states = probe.collect(TurnState, "/gamgin/turn/state", qos.STATE)
+    playback = probe.collect(TurnState, "/gamgin/audio/playback", qos.EVENTS)
+    typed = probe.publisher(Transcript, "/gamgin/transcript", qos.EVENTS)
+    tokens = probe.collect(TokenChunk, "/gamgin/tokens", qos.TOKENS)
+
+    def status(name: str) -> dict:
+        for arr in reversed(list(diags)):
+            for s in arr.status:
+                if s.name == f"/gamgin/{name}":
+                    return {kv.key: kv.value for kv in s.values} | {"_level": s.level[0]}
+        return {}
+
+    def active_pid(name: str) -> int | None:
+        st = status(name)
+        return int(st["pid"]) if st.get("lifecycle") == "active" and "pid" in st else None
+
+    def idle() -> bool:
+        st, pb = list(states), list(playback)
+        return ((not st or st[-1].state in (TurnState.IDLE, TurnState.CANCELLED))
+                and (not pb or pb[-1].state != TurnState.SPEAKING))
+
+    rows: list[dict] = []
+    with testing.null_sink("rec_mic") as mic, testing.null_sink("rec_spk") as spk:
+        cfg = make_config(default_config_dir(), tmp / "config", mic, spk, "always_on")
+        log_dir = tmp / "logs"
+        run = GraphRun(cfg, env, tmp / "graph.log",
+                       ["wake", "foxglove_bridge", "music", "speech_bubble"], log_dir=log_dir)
+        try:
+            names = ["turn", "mic", "speaker", "stt", "llm", "tts", "devices", "knowledge"]
+            if not testing.wait_for(lambda: all(active_pid(n) for n in names),
+                                    args.startup_timeout):
+                raise RuntimeError(f"graph not ready; see {tmp / 'graph.log'}")
+            print(f"graph ready; kills per stage: {args.kills}", flush=True)
+            time.sleep(3.0)
+            last_kill: dict[str, float] = {}
+            turn_box = [0]
+
+            def next_turn() -> int:
+                turn_box[0] = max(turn_box[0] + 1, clock_turn_id())
+                return turn_box[0]
+
+            for k in range(args.kills):
+                for stage in stages:
+                    # a first crash restarts at once, a second within `healthy_after` (30 s)
+                    # backs off: measure first crashes, as a user meets them
+                    wait = last_kill.get(stage, 0.0) + HEALTHY_AFTER_S - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    testing.wait_for(idle, 30)
+                    time.sleep(1.0)
+                    old = active_pid(stage)
+                    n_sp = len(speech)
+                    t_kill = last_kill[stage] = time.monotonic()
+                    os.kill(old, signal.SIGKILL)
+                    served = active = began = None
+                    tries = 0
+                    while time.monotonic() - t_kill < args.give_up:
+                        if active is None and (active_pid(stage) or old) != old:
+                            active = time.monotonic() - t_kill
+                        tries += 1
+                        t_try = time.monotonic()
+                        if stage == "stt":
+                            testing.play_to_sink(clip, mic)
+                            t_end = time.monotonic()
+                        else:
+                            turn = next_turn()
+                            typed.publish(Transcript(turn_id=turn, text=TYPED, language="en",
+                                                     confidence=1.0, is_final=True,
+                                                     source="typed"))
+                            t_end = time.monotonic()
+
+                        def answered(n: int = n_sp) -> bool:
+                            return any(len(m.data) for m in speech[n:])
+
+                        def replying(turn: int = turn_box[0], typed_turn: bool = stage != "stt"
+                                     ) -> bool:
+                            return typed_turn and any(t.turn_id == turn for t in tokens)
+                        # an answer starts within ~1 s of the end of a turn's input; once the
+                        # LLM replies (tts killed), give the reply time to be spoken
+                        testing.wait_for(answered, args.attempt_s, interval=0.01)
+                        if not answered() and replying():
+                            testing.wait_for(answered, 5.0, interval=0.01)
+                        if answered():
+                            first = next(t for t, m in zip(speech.arrivals[n_sp:], speech[n_sp:],
+                                                           strict=False) if len(m.data))
+                            served, began = first - t_kill, t_try - t_kill
+                            latency = first - t_end
+                            break
+                    if active is None and (active_pid(stage) or old) != old:
+                        active = time.monotonic() - t_kill
+                    row = {"stage": stage, "kill": k,
+                           "served_s": round(served, 2) if served is not None else None,
+                           "active_s": round(active, 2) if active is not None else None,
+                           "served_turn_began_s": round(began, 2) if began is not None else None,
+                           "served_turn_latency_s": round(latency, 2)
+                           if served is not None else None,
+                           "tries": tries}
+                    row.update(startup_phases(log_dir / f"{stage}.log"))
+                    rows.append(row)
+                    print(f"  {stage:4s} kill {k}: served after {row['served_s']} s (that turn "
+                          f"began {row['served_turn_began_s']} s after the kill), active "
+                          f"{row['active_s']} s, {tries} tries; {row.get('phases', '')}",
+                          flush=True)
+                    testing.wait_for(idle, 30)  # the retries' answers end before the next kill
+        finally:
+            run.stop()
+            probe.close()
+    summary = {}
+    for stage in stages:
+        served = [r["served_s"] for r in rows if r["stage"] == stage and r["served_s"] is not None]
+        active = [r["active_s"] for r in rows if r["stage"] == stage and r["active_s"] is not None]
+        summary[stage] = {"kills": sum(r["stage"] == stage for r in rows),
+                          "served": len(served), "served_s_p50": pct(served, 50),
+                          "served_s_max": max(served) if served else None,
+                          "active_s_p50": pct(active, 50)}
+    result = {"config": vars(args), "clip_s": round(clip_s, 2), "rows": rows,
+              "summary": summary}
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print("\nstage  kills  served  kill->served p50 / max  kill->active p50")
+    for stage, s in summary.items():
+        print(f"{stage:6s} {s['kills']:5d} {s['served']:7d}   {s['served_s_p50']:>7} s / "
+              f"{s['served_s_max']} s   {s['active_s_p50']} s")
+    print(f"(stt turns are spoken: each served time includes the {clip_s:.1f} s clip)")
+    print(f"wrote {out}")
+    ok = all(s["served"] == s["kills"] for s in summary.values())
+    return 0 if ok else 1
+
+
+def startup_phases(log: Path) -> dict:
+    """The last start-up of a node, from its log: 'startup' lines the stage writes."""
+    if not log.exists():
+        return {}
+    lines = log.read_text(errors="replace").splitlines()
+    starts = [i for i, ln in enumerate(lines) if "startup:" in ln]
+    return {"phases": lines[starts[-1]].split("startup:", 1)[1].strip()} if starts else {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

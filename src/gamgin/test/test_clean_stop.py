@@ -1,0 +1,212 @@
+"""Every node of the graph stops cleanly, whatever it is doing, and none outlives `gamgin up`.
+
+The whole graph runs as child processes of this test, each started exactly as `gamgin up`
+starts it (graph.yaml, params files, nice prefix). Then every node gets SIGINT or SIGTERM
+at once, either idle or busy: the LLM generating, the TTS synthesizing, the speaker
+playing, the knowledge node ingesting, the microphone streaming speech. Each must exit 0
+within 2 s and leave no traceback in its log.
+"""
+
+import random
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+
+from gamgin.bench_e2e import edit_params, make_config
+from gamgin.graph import default_config_dir, load_graph
+from gamgin_common import qos, testing
+from gamgin_common.stamps import clock_turn_id
+from gamgin_interfaces.msg import TokenChunk, Transcript, TurnState
+from gamgin_interfaces.srv import KnowledgeAdd
+
+pytestmark = pytest.mark.integration
+NS = "/gamgin"
+STOP_BOUND_S = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bulk_notes(folder: Path, files: int = 30) -> Path:
+    """Enough plain text that embedding it takes seconds on 2 cores."""
+    words = ("apple river stone garden window market yellow silent quick lamp paper ocean "
+             "bridge candle forest engine").split()
+    rng = random.Random(11)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        text = " ".join(" ".join(rng.choice(words) for _ in range(12)).capitalize() + "."
+                        for _ in range(60))
+        (folder / f"note{i:02d}.txt").write_text(text)
+    return folder
+
+
+class Graph:
+    """The graph's nodes as our own children: we see each one's exit code and time."""
+
+    def __init__(self, probe, env: dict, tmp: Path, mic: str, spk: str) -> None:
+        cfg = make_config(default_config_dir(), tmp / "config", mic, spk, "wake")
+        edit_params(cfg, "inspect.yaml", f"{NS}/foxglove_bridge", port=free_port())
+        edit_params(cfg, "devices_params.yaml", f"{NS}/music", pulse_sink=spk)
+        (tmp / "docs").mkdir(parents=True, exist_ok=True)
+        edit_params(cfg, "knowledge.yaml", f"{NS}/knowledge",
+                    index_dir=str(tmp / "index"), watch_paths=[str(tmp / "docs")])
+        edit_params(cfg, "devices_params.yaml", f"{NS}/devices",
+                    state_file=str(tmp / "devices.json"))
+        graph = load_graph(cfg / "graph.yaml")
+        self.probe, self.tmp = probe, tmp
+        self.procs = {n.name: testing.NodeProcess.from_graph(n, graph.namespace, cfg, env,
+                                                             tmp / "logs")
+                      for n in graph.nodes}
+        (tmp / "logs").mkdir(parents=True, exist_ok=True)
+        self.diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+
+    def start(self) -> None:
+        for p in self.procs.values():
+            p.start()
+        assert testing.wait_for(self.all_active, 180), self.not_active()
+
+    def _active(self, name: str) -> bool:
+        statuses = self.probe.diagnostics_of(self.diags, f"{NS}/{name}")
+        return bool(statuses) and {kv.key: kv.value for kv in statuses[-1].values}.get(
+            "lifecycle") == "active"
+
+    def all_active(self) -> bool:
+        return all(self._active(n) for n in self.procs)
+
+    def not_active(self) -> str:
+        late = [n for n in self.procs if not self._active(n)]
+        return f"not active: {late}\n" + "\n".join(
+            f"--- {n}\n{self.procs[n].log()[-1500:]}" for n in late)
+
+    def signal_all(self, sig: int) -> dict[str, tuple[int | None, float]]:
+        """Send `sig` to every node at once; (exit code, seconds to exit) per node."""
+        t0 = time.monotonic()
+        for p in self.procs.values():
+            p.proc.send_signal(sig)
+        out: dict[str, tuple[int | None, float]] = {}
+        while len(out) < len(self.procs) and time.monotonic() - t0 < 10:
+            for name, p in self.procs.items():
+                if name not in out and p.proc.poll() is not None:
+                    out[name] = (p.proc.returncode, time.monotonic() - t0)
+            time.sleep(0.01)
+        for name, p in self.procs.items():
+            if name not in out:
+                out[name] = (None, float("inf"))
+            p.stop(timeout=1)  # kills what is left, closes the log
+        return out
+
+    def kill(self) -> None:
+        for p in self.procs.values():
+            if p.alive():
+                p.stop(timeout=1)
+
+
+def make_busy(g: Graph, probe, mic: str, tmp: Path) -> list:
+    """LLM generating, TTS and speaker speaking, knowledge ingesting, mic hearing speech."""
+    playback = probe.collect(TurnState, f"{NS}/audio/playback", qos.EVENTS)
+    tokens = probe.collect(TokenChunk, f"{NS}/tokens", qos.TOKENS)
+    clip = testing.espeak_wav("This is a long sentence that the microphone hears while the "
+                              "robot is busy answering a question about a brave little cat.",
+                              tmp / "talk.wav")
+    talker = subprocess.Popen(["paplay", f"--device={mic}", str(clip)])
+    client = probe.node.create_client(KnowledgeAdd, f"{NS}/knowledge/add")
+    assert client.wait_for_service(timeout_sec=30)
+    ingest = client.call_async(KnowledgeAdd.Request(paths=[str(bulk_notes(tmp / "bulk"))]))
+    pub = probe.publisher(Transcript, f"{NS}/transcript", qos.EVENTS)
+    assert probe.wait_for_subscribers(pub, 1, 20)
+    msg = Transcript(turn_id=clock_turn_id(), text="Tell me a long story about a brave little "
+                     "cat and a dog.", language="en", confidence=1.0, is_final=True,
+                     source="typed")
+    pub.publish(msg)
+    # busy = the robot is speaking the answer while the model still writes it
+    assert testing.wait_for(lambda: any(m.state == TurnState.SPEAKING for m in playback), 60), (
+        g.procs["llm"].log()[-2000:] + g.procs["tts"].log()[-2000:])
+    assert not ingest.done(), "the ingest finished before the stop: make it longer"
+    streaming = not any(t.is_final for t in tokens)
+    return [talker, client, streaming]
+
+
+@pytest.mark.parametrize("state", ["idle", "busy"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_every_node_exits_0_within_2_s_without_traceback(pulse, probe, node_env, tmp_path,
+                                                         sig, state):
+    with testing.null_sink("stop_mic") as mic, testing.null_sink("stop_spk") as spk:
+        g = Graph(probe, node_env, tmp_path, mic, spk)
+        extra: list = []
+        try:
+            g.start()
+            extra = make_busy(g, probe, mic, tmp_path) if state == "busy" else []
+            results = g.signal_all(sig)
+        finally:
+            g.kill()
+            for x in extra:
+                if isinstance(x, subprocess.Popen):
+                    x.kill()
+                elif hasattr(x, "destroy"):
+                    probe.node.destroy_client(x)
+    report = "\n".join(f"{n:16s} exit {c} after {t:.2f} s" for n, (c, t) in results.items())
+    print(report)
+    slow = {n: r for n, r in results.items() if r[0] != 0 or r[1] > STOP_BOUND_S}
+    assert not slow, report + "\n" + "\n".join(
+        f"--- {n}\n{g.procs[n].log()[-2500:]}" for n in slow)
+    for name, p in g.procs.items():
+        log = p.log()
+        assert "Traceback" not in log, f"{name} printed a traceback on {sig.name}:\n{log[-3000:]}"
+        assert "context is invalid" not in log and "stop did not finish" not in log, (
+            f"{name}:\n{log[-3000:]}")
+
+
+def test_killing_gamgin_up_mid_turn_leaves_no_node_running(pulse, probe, node_env, tmp_path):
+    """SIGKILL of the supervisor (nothing can run in it): the kernel ends every node."""
+    tokens = probe.collect(TokenChunk, f"{NS}/tokens", qos.TOKENS)
+    cfg = tmp_path / "config"
+    make_config(default_config_dir(), cfg, "none", "none", "wake")
+    edit_params(cfg, "devices_params.yaml", f"{NS}/devices", state_file=str(tmp_path / "d.json"))
+    log = open(tmp_path / "up.log", "wb")
+    up = subprocess.Popen(["gamgin", "up", "--no-audio", "--no-bridge", "--config", str(cfg),
+                           "--exclude", "knowledge,speech_bubble,wake,stt"],
+                          env=node_env, stdout=log, stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    text = lambda: (tmp_path / "up.log").read_text(errors="replace")  # noqa: E731
+    try:
+        names = ["turn", "llm", "tts", "devices"]
+        assert testing.wait_for(lambda: all(
+            probe.diagnostics_of(diags, f"{NS}/{n}") and {
+                kv.key: kv.value for kv in probe.diagnostics_of(diags, f"{NS}/{n}")[-1].values
+            }.get("lifecycle") == "active" for n in names), 120), text()
+        children = [c.pid for c in psutil.Process(up.pid).children(recursive=True)]
+        assert len(children) >= len(names)
+        pub = probe.publisher(Transcript, f"{NS}/transcript", qos.EVENTS)
+        assert probe.wait_for_subscribers(pub, 1, 20)
+        pub.publish(Transcript(turn_id=clock_turn_id(),
+                               text="Tell me a long story about a brave little cat.",
+                               language="en", confidence=1.0, is_final=True, source="typed"))
+        assert testing.wait_for(lambda: len(tokens) > 0, 30), text()  # mid-turn
+        up.send_signal(signal.SIGKILL)
+        up.wait(5)
+        t0 = time.monotonic()
+
+        def gone() -> bool:
+            return not [p for p in children if psutil.pid_exists(p)
+                        and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        testing.wait_for(gone, 5, interval=0.01)
+        left_after = time.monotonic() - t0
+        left = [(p, psutil.Process(p).cmdline()) for p in children if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    finally:
+        for pid in children if "children" in locals() else []:
+            if psutil.pid_exists(pid):
+                psutil.Process(pid).kill()
+        if up.poll() is None:
+            up.kill()
+    assert not left and left_after <= 1.0, (left_after, left, text()[-3000:])
