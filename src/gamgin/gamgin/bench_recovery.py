@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=5, help="kills per stage")
     ap.add_argument("--stages", default=",".join(STAGES))
-    ap.add_argument("--attempt-s", type=float, default=0.6,
+    ap.add_argument("--attempt-s", type=float, default=1.5,
                     help="seconds a turn gets to start answering before the user tries again")
     ap.add_argument("--give-up", type=float, default=30.0, help="seconds per kill at most")
     ap.add_argument("--startup-timeout", type=float, default=180.0)
@@ -144,13 +144,17 @@ def main(argv: list[str] | None = None) -> int:
                             return any(len(m.data) for m in speech[n:])
 
                         def replying(turn: int = turn_box[0], typed_turn: bool = stage != "stt"
-                                     ) -> bool:
-                            return typed_turn and any(t.turn_id == turn for t in tokens)
-                        # an answer starts within ~1 s of the end of a turn's input; once the
-                        # LLM replies (tts killed), give the reply time to be spoken
-                        testing.wait_for(answered, args.attempt_s, interval=0.01)
+                                     ) -> list:
+                            return [t for t in tokens if typed_turn and t.turn_id == turn]
+                        # an answer starts within ~1 s of the end of a turn's input. While the
+                        # LLM is replying, wait for its reply to end (its audio may still come);
+                        # if nothing at all happens, the user says it again
+                        testing.wait_for(lambda: answered() or replying(), args.attempt_s,
+                                         interval=0.01)
                         if not answered() and replying():
-                            testing.wait_for(answered, 5.0, interval=0.01)
+                            testing.wait_for(lambda: answered() or any(
+                                t.is_final for t in replying()), 8.0, interval=0.01)
+                            testing.wait_for(answered, 0.5, interval=0.01)
                         if answered():
                             first = next(t for t, m in zip(speech.arrivals[n_sp:], speech[n_sp:],
                                                            strict=False) if len(m.data))
