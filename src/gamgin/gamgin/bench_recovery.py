@@ -85,6 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         st = status(name)
         return int(st["pid"]) if st.get("lifecycle") == "active" and "pid" in st else None
 
+    def active_since(name: str, old_pid: int, t0: float) -> float | None:
+        """Seconds from t0 to the first /diagnostics of a new process of `name` saying it is
+        active (from arrival times, not from our polling)."""
+        for t, arr in zip(diags.arrivals, list(diags), strict=False):
+            if t < t0:
+                continue
+            for st in arr.status:
+                vals = {kv.key: kv.value for kv in st.values}
+                if (st.name == f"/gamgin/{name}" and vals.get("lifecycle") == "active"
+                        and vals.get("pid") not in (None, str(old_pid))):
+                    return round(t - t0, 2)
+        return None
+
     def idle() -> bool:
         st, pb = list(states), list(playback)
         return ((not st or st[-1].state in (TurnState.IDLE, TurnState.CANCELLED))
@@ -123,11 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                     n_sp = len(speech)
                     t_kill = last_kill[stage] = time.monotonic()
                     os.kill(old, signal.SIGKILL)
-                    served = active = began = None
+                    served = began = None
                     tries = 0
                     while time.monotonic() - t_kill < args.give_up:
-                        if active is None and (active_pid(stage) or old) != old:
-                            active = time.monotonic() - t_kill
                         tries += 1
                         t_try = time.monotonic()
                         if stage == "stt":
@@ -161,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                             served, began = first - t_kill, t_try - t_kill
                             latency = first - t_end
                             break
-                    if active is None and (active_pid(stage) or old) != old:
-                        active = time.monotonic() - t_kill
+                    active = active_since(stage, old, t_kill)
                     row = {"stage": stage, "kill": k,
                            "served_s": round(served, 2) if served is not None else None,
                            "active_s": round(active, 2) if active is not None else None,

@@ -163,11 +163,12 @@ class LlmNode(StageNode):
         if self.device_tools is not None:
             # devices/state may have arrived while configuring: rebuild with all seen so far
             self.device_tools.register(registry)
-        self._load_backend()
-
+        # Topics before the model: DDS discovery and matching (~1-2 s with a dozen peers)
+        # overlap the load and warm-up; no callback runs before the node spins.
         self.stage_subscription(Transcript, "transcript", self._on_transcript, qos.EVENTS)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
         self.stage_service(Trigger, "llm/reset", self._on_reset)
+        self._load_backend()
 
     def _load_backend(self) -> None:
         """Load the model. A failure does not stop the node: fast paths keep working and LLM

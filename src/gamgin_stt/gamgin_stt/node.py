@@ -103,6 +103,13 @@ class SttNode(StageNode):
             vad_path = require_model(self.vad_model, "Silero VAD model")
         except FileNotFoundError as exc:
             raise StageError(str(exc)) from exc
+        # Topics first: DDS discovery and matching (~1-2 s with a dozen peers) then run while
+        # the model loads, instead of after it. No callback runs before the node spins.
+        self.pub = self.stage_publisher(Transcript, "transcript", qos.EVENTS)
+        self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO)
+        self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
+        self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+        self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
         t0 = time.monotonic()
         try:
             rec = load_recognizer(self.backend, self.rec_cfg)
@@ -124,11 +131,6 @@ class SttNode(StageNode):
         # a restarted STT is back as fast as before; early ends begin once it is there
         threading.Thread(target=self._attach_complete, args=(self.core,), daemon=True,
                          name="stt-complete-check").start()
-        self.pub = self.stage_publisher(Transcript, "transcript", qos.EVENTS)
-        self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO)
-        self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
-        self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
-        self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
 
     def _attach_complete(self, core: Transcriber) -> None:
         check = self._load_complete()
