@@ -27,6 +27,14 @@ from gamgin_interfaces.msg import (
 
 pytestmark = pytest.mark.integration
 
+# The spoken commands: int8 Whisper's words vary with the CPU's int8 kernels, and espeak's
+# "light" comes out "right" now and then, which is why these tests once took two takes.
+# "Turn on the TV" came out word-exact in 94 of 96 measured takes (4 espeak voices x 3
+# speeds x 2 lead-ins x 4 int8 kernel setups; gamgin_stt's test_core.py has the table),
+# "switch on the living room light" in 80. What is asserted is what the user gets: the
+# fast path took it, the TV went on, the answer was spoken.
+COMMAND = "Turn on the TV"
+
 
 class Room:
     def __init__(self, probe, sink: str, run: GraphRun, tmp: Path) -> None:
@@ -72,6 +80,18 @@ class Room:
         states = [d.device for d in self.devices if d.device.id == "living_room_light"]
         return states[-1].on if states else None
 
+    def switched_on(self, device_id: str, since: int) -> bool:
+        """A state change turned `device_id` on after the first `since` states."""
+        return any(d.device.id == device_id and d.change == "power" and d.device.on
+                   for d in self.devices[since:])
+
+    def set_power(self, device_id: str, on: bool) -> None:
+        from gamgin_interfaces.srv import SetPower
+
+        res = self.probe.call(SetPower, "/gamgin/devices/set_power",
+                              SetPower.Request(device_id=device_id, on=on), timeout=10)
+        assert res.success, res.message
+
     def say(self, text: str) -> subprocess.CompletedProcess:
         return subprocess.run(["gamgin", "say", text], env=self.run_env, capture_output=True,
                               text=True, timeout=60)
@@ -98,24 +118,20 @@ def room(pulse, probe, node_env, tmp_path_factory):
             run.stop()
 
 
-def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_path):
-    (_, clip, _), = synth_clips(["switch on the living room light"], tmp_path)
-    # Whisper base mis-hears espeak now and then ("living room right"): two takes at most;
-    # what is tested is that a heard command is obeyed and answered aloud.
-    for _ in range(2):
-        room.wait_quiet()
-        n_tr, n_pb = len(room.traces), len(room.playback)
-        with testing.Recorder(f"{room.sink}.monitor") as rec:
-            testing.play_to_sink(clip, room.sink)
-            assert testing.wait_for(lambda n=n_tr: len(room.traces) > n, 30), room.log()
-            time.sleep(0.5)  # the answer's last block is still in the sink's buffer
-            heard = rec.stop()
-        trace = room.traces[n_tr]
-        if "living room light" in trace.user_text.lower() and trace.route == "intent":
-            break
-    assert trace.outcome == "answered" and "living room light" in trace.user_text.lower()
-    assert trace.route == "intent" and trace.reply_text and trace.first_audio.sec > 0
-    assert room.light_on() is True
+def test_a_spoken_command_is_answered_aloud_and_switches_the_device(room, tmp_path):
+    (_, clip, _), = synth_clips([COMMAND], tmp_path)
+    room.wait_quiet()
+    room.set_power("tv", False)
+    n_tr, n_pb, n_dev = len(room.traces), len(room.playback), len(room.devices)
+    with testing.Recorder(f"{room.sink}.monitor") as rec:
+        testing.play_to_sink(clip, room.sink)
+        assert testing.wait_for(lambda: len(room.traces) > n_tr, 30), room.log()
+        time.sleep(0.5)  # the answer's last block is still in the sink's buffer
+        heard = rec.stop()
+    trace = room.traces[n_tr]
+    assert trace.outcome == "answered" and trace.route == "intent", (trace.user_text, room.log())
+    assert trace.reply_text and trace.first_audio.sec > 0
+    assert testing.wait_for(lambda: room.switched_on("tv", n_dev), 5), trace.user_text
     assert any(m.state == TurnState.SPEAKING for m in room.playback[n_pb:])
     # the room heard the user (clip) and then the robot's answer
     said = testing.loud_seconds(audio.resample(*testing.read_wav(clip), 16000))
@@ -123,7 +139,8 @@ def test_a_spoken_command_is_answered_aloud_and_switches_the_light(room, tmp_pat
 
 
 def test_the_robot_does_not_wake_or_obey_its_own_voice(room):
-    assert testing.wait_for(lambda: room.light_on() is not None, 10)
+    room.set_power("living_room_light", True)  # what it will tell itself to switch off
+    assert testing.wait_for(lambda: room.light_on() is True, 10)
     before = room.light_on()
     n_tr, n_wk, n_pb = len(room.transcripts), len(room.wakes), len(room.playback)
     # the robot itself says the wake word and a command into the room its microphone hears
@@ -172,7 +189,7 @@ def test_barge_in_stops_the_speech_within_200_ms(room, probe):
 
 def test_a_node_killed_mid_turn_comes_back_and_the_next_turn_works(room, tmp_path):
     (_, clip, _), (_, clip2, _) = synth_clips(
-        ["switch off the living room light", "switch on the living room light"], tmp_path)
+        ["switch off the living room light", COMMAND], tmp_path)
     old_pid = int(room.active("stt")["pid"])
     player = subprocess.Popen(["paplay", f"--device={room.sink}", str(clip)])
     time.sleep(0.8)  # the user is mid-sentence
@@ -189,18 +206,16 @@ def test_a_node_killed_mid_turn_comes_back_and_the_next_turn_works(room, tmp_pat
     # and hearing the microphone again before the user speaks (DDS matching)
     assert testing.wait_for(lambda: (room.active("stt") or {}).get("mic") == "receiving",
                             15), room.log()
-    for _ in range(2):  # a second take when Whisper mis-hears espeak ("living room right")
-        # the new STT may have caught the end of the first sentence and the robot may be
-        # answering it: speak when the room is quiet, as a person would
-        room.wait_quiet()
-        n_tr = len(room.traces)
-        testing.play_to_sink(clip2, room.sink)
-        assert testing.wait_for(lambda n=n_tr: any(t.outcome == "answered"
-                                                   for t in room.traces[n:]), 30), room.log()
-        if any("light" in t.user_text.lower() for t in room.traces[n_tr:]):
-            break
-    assert any("light" in t.user_text.lower() for t in room.traces[n_tr:]), room.log()
-    assert room.light_on() is True
+    # the new STT may have caught the end of the first sentence and the robot may be
+    # answering it: speak when the room is quiet, as a person would
+    room.wait_quiet()
+    room.set_power("tv", False)  # so that only the next turn can switch it on
+    n_tr, n_dev = len(room.traces), len(room.devices)
+    testing.play_to_sink(clip2, room.sink)
+    assert testing.wait_for(lambda: any(t.outcome == "answered" and t.route == "intent"
+                                        for t in room.traces[n_tr:]), 30), room.log()
+    assert testing.wait_for(lambda: room.switched_on("tv", n_dev), 5), \
+        [t.user_text for t in room.traces[n_tr:]]
 
 
 def test_a_flood_of_malformed_messages_crashes_nothing_and_is_counted(room, probe):
