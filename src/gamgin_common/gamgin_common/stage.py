@@ -247,7 +247,7 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
             node.release()
         if executor is not None:
             deadline.enter("executor shutdown")
-            executor.shutdown(timeout_sec=0.5)
+            executor.shutdown(timeout_sec=0.2)  # callbacks only enqueue; ingest gives up
         deadline.enter("destroying the node and the DDS participant")
         context = rclpy.get_default_context()
 
