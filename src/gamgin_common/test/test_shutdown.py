@@ -65,11 +65,15 @@ def test_a_cancelled_deadline_does_not_fire():
     assert p.wait(5) == 0 and "still here" in p.stdout.read()
 
 
-def test_a_child_dies_with_its_parent_even_on_sigkill():
-    # parent -> child; the parent is SIGKILLed; the kernel must end the child
-    parent = run_py("""
+def parent_with_child(die_with_parent: bool) -> tuple[subprocess.Popen, int]:
+    """A parent process (its own session) with one child that calls die_with_parent();
+    returns the parent and the child's pid once the child has said whether it armed."""
+    env = "GAMGIN_DIE_WITH_PARENT='1', GAMGIN_PARENT_PID=str(os.getpid())" if die_with_parent \
+        else ""
+    parent = run_py(f"""
         import os, subprocess, sys, time
-        env = dict(os.environ, GAMGIN_DIE_WITH_PARENT="1", GAMGIN_PARENT_PID=str(os.getpid()))
+        env = {{k: v for k, v in os.environ.items() if k != "GAMGIN_DIE_WITH_PARENT"}}
+        env.update(dict({env}))
         child = subprocess.Popen([sys.executable, "-c",
             "import time; from gamgin_common.shutdown import die_with_parent; "
             "print(die_with_parent(), flush=True); time.sleep(60)"], env=env)
@@ -77,36 +81,31 @@ def test_a_child_dies_with_its_parent_even_on_sigkill():
         time.sleep(60)
     """, start_new_session=True)
     child_pid = int(parent.stdout.readline())
-    assert parent.stdout.readline().strip() == "True"  # the child armed it
+    assert parent.stdout.readline().strip() == str(die_with_parent)  # armed or not
+    return parent, child_pid
+
+
+def alive(pid: int) -> bool:
+    return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_a_child_dies_with_its_parent_even_on_sigkill():
+    parent, child_pid = parent_with_child(True)
     parent.kill()
     parent.wait(5)
     t0 = time.monotonic()
-
-    def gone() -> bool:
-        return not psutil.pid_exists(child_pid) or psutil.Process(
-            child_pid).status() == psutil.STATUS_ZOMBIE
-    assert testing.wait_for(gone, 2, interval=0.01)
+    assert testing.wait_for(lambda: not alive(child_pid), 2, interval=0.01)
     assert time.monotonic() - t0 < 1.0
 
 
 def test_without_the_variable_a_child_outlives_its_parent():
     """The opposite case, so the test above cannot pass by accident."""
-    parent = run_py("""
-        import os, subprocess, sys, time
-        env = {k: v for k, v in os.environ.items() if k != "GAMGIN_DIE_WITH_PARENT"}
-        child = subprocess.Popen([sys.executable, "-c",
-            "import time; from gamgin_common.shutdown import die_with_parent; "
-            "print(die_with_parent(), flush=True); time.sleep(60)"], env=env)
-        print(child.pid, flush=True)
-        time.sleep(60)
-    """, start_new_session=True)
-    child_pid = int(parent.stdout.readline())
-    assert parent.stdout.readline().strip() == "False"
+    parent, child_pid = parent_with_child(False)
     parent.kill()
     parent.wait(5)
     time.sleep(1.0)
     try:
-        assert psutil.pid_exists(child_pid)
+        assert alive(child_pid)
     finally:
         os.kill(child_pid, signal.SIGKILL)
 

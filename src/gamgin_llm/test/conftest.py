@@ -33,6 +33,17 @@ def model_path() -> Path:
     return MODEL
 
 
+@pytest.fixture(scope="module")
+def backend(model_path):
+    """The packaged model, loaded once per test module (real inference, 2 threads)."""
+    from gamgin_llm.backends import make_backend
+
+    b = make_backend("llama_cpp", model_path=model_path, n_ctx=2048, n_threads=2)
+    b.load()
+    yield b
+    b.close()
+
+
 @pytest.fixture(scope="session")
 def test_dir() -> Path:
     return HERE

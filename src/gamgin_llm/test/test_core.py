@@ -258,14 +258,6 @@ def test_load_object_by_dotted_name():
 
 
 # ---------------------------------------------------------------- dialogue, real model
-@pytest.fixture(scope="module")
-def backend(model_path):
-    b = make_backend("llama_cpp", model_path=model_path, n_ctx=2048, n_threads=2)
-    b.load()
-    yield b
-    b.close()
-
-
 def _dialogue(backend, **kw) -> Dialogue:
     # generous turn timeout: the 2 cores are shared, and a timeout is tested elsewhere
     cfg = DialogueConfig(temperature=0.0, turn_timeout_s=120.0, **kw.pop("cfg", {}))

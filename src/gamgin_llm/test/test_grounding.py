@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from gamgin_llm.backends import make_backend
 from gamgin_llm.chat import Delta, ToolCall
 from gamgin_llm.core import Dialogue, DialogueConfig
 from gamgin_llm.grounding import asks_about_owner, check_call, mentions_device
@@ -231,14 +230,6 @@ def test_a_real_command_still_moves_the_device():
 
 
 # ---------------------------------------------------------------- the real model
-@pytest.fixture(scope="module")
-def backend(model_path):
-    b = make_backend("llama_cpp", model_path=model_path, n_ctx=2048, n_threads=2)
-    b.load()
-    yield b
-    b.close()
-
-
 def _real(backend, log: list[dict], fast_paths=(), retriever=None) -> Dialogue:
     cfg = DialogueConfig(temperature=0.0, turn_timeout_s=120.0, model_languages=("en",))
     return Dialogue(backend, cfg, ConversationMemory(600, 0, backend.count_tokens),
