@@ -34,7 +34,8 @@ from pathlib import Path
 
 STAGES = ("llm", "stt", "tts")
 TYPED = "What can you do?"
-SPOKEN = "switch on the living room light"
+# short, and heard right in 94/96 takes over voices, speeds and int8 kernels (stt tests)
+SPOKEN = "Turn on the TV"
 HEALTHY_AFTER_S = 31.0  # gamgin up: a node that ran this long restarts at once again
 
 
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                         # an answer starts within ~1 s of the end of a turn's input. While the
                         # LLM is replying, wait for its reply to end (its audio may still come);
                         # if nothing at all happens, the user says it again
-                        testing.wait_for(lambda: answered() or replying(), args.attempt_s,
+                        # a fast-path answer to the spoken command comes ~0.35 s after it ends
+                        testing.wait_for(lambda: answered() or replying(),
+                                         0.8 if stage == "stt" else args.attempt_s,
                                          interval=0.01)
                         if not answered() and replying():
                             testing.wait_for(lambda: answered() or any(
