@@ -89,7 +89,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     log_dir = Path(args.log_dir) if args.log_dir else (
         Path(env["GAMGIN_HOME"]) / "log" / "gamgin-up" / time.strftime("%Y%m%d-%H%M%S"))
     try:
-        sup = Supervisor(graph, nodes, config_dir, env=env, log_dir=log_dir, overrides=overrides)
+        sup = Supervisor(graph, nodes, config_dir, env=env, log_dir=log_dir, overrides=overrides,
+                         standby=not args.no_standby, standby_delay=args.standby_delay)
     except FileNotFoundError as exc:
         print(f"gamgin up: {exc}", file=sys.stderr)
         return 2
@@ -122,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="let other hosts on the network see the graph (default: this host only)")
     up.add_argument("--profile", help="config/profiles/<NAME>.yaml on top: small-robot, gpu")
     up.add_argument("--no-bridge", action="store_true", help="do not start the Foxglove bridge")
+    up.add_argument("--no-standby", action="store_true",
+                    help="no spare process for fast restarts of stt/llm/tts (saves its memory)")
+    up.add_argument("--standby-delay", type=float, default=10.0,
+                    help="seconds after start (or a take-over) before the spare process starts")
     up.add_argument("--bridge-host", help="Foxglove bridge address (default 127.0.0.1)")
     up.add_argument("--bridge-port", help="Foxglove bridge port (default 8765)")
     up.add_argument("--config", help="config directory (default: the workspace's config/)")

@@ -28,6 +28,7 @@ class GraphNode:
     respawn: bool = True
     description: str = ""
     nice: int = 0  # > 0: yields the CPU to the conversation path (helpers, viewers)
+    standby: bool = False  # gamgin up: a crash is taken over by the pre-started spare process
 
     def prefix(self) -> list[str]:
         """Command prefix that applies `nice` (the same for gamgin up and ros2 launch)."""
@@ -60,7 +61,7 @@ class Graph:
             raise GraphError(f"no profile {profile!r} in {config_dir / 'profiles'}; known: {known}")
         return Graph(self.namespace, tuple(
             GraphNode(n.name, n.package, n.executable, (*n.params, rel), n.audio, n.respawn,
-                      n.description, n.nice) for n in self.nodes))
+                      n.description, n.nice, n.standby) for n in self.nodes))
 
     def select(self, no_audio: bool = False, only: set[str] | None = None,
                exclude: set[str] | None = None) -> list[GraphNode]:
@@ -94,7 +95,7 @@ def load_graph(path: str | Path) -> Graph:
         if missing:
             raise GraphError(f"{path}: nodes[{i}] lacks {', '.join(missing)}")
         unknown = set(entry) - {"name", "package", "executable", "params", "audio", "respawn",
-                                "description", "nice"}
+                                "description", "nice", "standby"}
         if unknown:
             raise GraphError(
                 f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
@@ -112,6 +113,7 @@ def load_graph(path: str | Path) -> Graph:
             params=tuple(str(p) for p in (params if isinstance(params, list) else [params])),
             audio=bool(entry.get("audio", False)), respawn=bool(entry.get("respawn", True)),
             description=str(entry.get("description", "")), nice=nice,
+            standby=bool(entry.get("standby", False)),
         ))
     return Graph(namespace=ns, nodes=tuple(nodes))
 

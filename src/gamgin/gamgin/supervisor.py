@@ -5,6 +5,7 @@ work even when a node's Python environment is broken, and report that clearly.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,6 +36,17 @@ class Child:
     next_start: float = 0.0
     reader: threading.Thread | None = None
     exit_codes: list[int] = field(default_factory=list)
+    exe: str = ""  # the stage's entry script; cmd = [*prefix, exe, *ros_args]
+    ros_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Standby:
+    """The spare process (gamgin_common.standby) and whose output it is now writing."""
+    proc: subprocess.Popen
+    owner: str = "standby"
+    ready: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
 
 
 class Supervisor:
@@ -42,7 +54,8 @@ class Supervisor:
                  env: dict[str, str] | None = None, out: TextIO = sys.stdout,
                  log_dir: Path | None = None, color: bool | None = None,
                  max_backoff: float = 10.0, healthy_after: float = 30.0,
-                 overrides: dict[str, dict[str, str]] | None = None) -> None:
+                 overrides: dict[str, dict[str, str]] | None = None,
+                 standby: bool = True, standby_delay: float = 10.0) -> None:
         self.graph, self.config_dir = graph, config_dir
         self.env = dict(env if env is not None else os.environ)
         # Each node asks the kernel to kill it when we die, even by SIGKILL (run_stage,
@@ -61,7 +74,16 @@ class Supervisor:
             args = node.ros_args(graph.namespace, config_dir)
             for key, value in (overrides or {}).get(node.name, {}).items():
                 args += ["-p", f"{key}:={value}"]  # command-line flags beat params files
-            self.children.append(Child(node, [*node.prefix(), str(exe), *args]))
+            self.children.append(Child(node, [*node.prefix(), str(exe), *args], exe=str(exe),
+                                       ros_args=args))
+        # One spare process for the stages marked `standby: true` in graph.yaml: a crashed
+        # one is taken over by it instead of a cold start (see gamgin_common/standby.py).
+        # Started `standby_delay` s after the graph (or a take-over), off the busy moments.
+        self.standby_exes = sorted({c.node.executable for c in self.children if c.node.standby})
+        self.standby_enabled = standby and bool(self.standby_exes)
+        self.standby: Standby | None = None
+        self.standby_delay = standby_delay
+        self._standby_due = 0.0
         width = max((len(c.node.name) for c in self.children), default=4)
         self._prefix = {c.node.name: c.node.name.ljust(width) for c in self.children}
         self.on_event: Callable[[str, Child], None] = lambda kind, child: None
@@ -77,40 +99,103 @@ class Supervisor:
             self.out.write(f"[{prefix}] {line}\n")
             self.out.flush()
 
-    def _pump(self, child: Child, proc: subprocess.Popen) -> None:
-        log = open(self.log_dir / f"{child.node.name}.log", "ab") if self.log_dir else None
+    def _pump(self, label: Callable[[], str], proc: subprocess.Popen,
+              on_line: Callable[[str], None] | None = None) -> None:
+        """Copy a process's output to our output and to <log_dir>/<label>.log; the label
+        can change while it runs (a standby becoming a stage)."""
+        logs: dict[str, object] = {}
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
-            if log:
-                log.write(raw)
-                log.flush()
-            self.say(raw.decode(errors="replace").rstrip("\n"), child.node.name)
-        if log:
-            log.close()
+            name = label()
+            line = raw.decode(errors="replace").rstrip("\n")
+            if self.log_dir:
+                if name not in logs:
+                    logs[name] = open(self.log_dir / f"{name}.log", "ab")
+                logs[name].write(raw)
+                logs[name].flush()
+            self.say(line, name)
+            if on_line:
+                on_line(line)
+        for f in logs.values():
+            f.close()
 
     # ------------------------------------------------------------------ processes
     def _start(self, child: Child) -> None:
+        if child.restarts and child.node.standby and self._take_standby(child):
+            return
         child.proc = subprocess.Popen(
             child.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
         )
         child.started = time.monotonic()
-        child.reader = threading.Thread(target=self._pump, args=(child, child.proc), daemon=True)
+        name = child.node.name
+        child.reader = threading.Thread(target=self._pump, args=(lambda: name, child.proc),
+                                        daemon=True)
         child.reader.start()
         self.say(f"started {child.node.package}/{child.node.executable} as "
                  f"{self.graph.namespace}/{child.node.name} (pid {child.proc.pid})")
         self.on_event("started", child)
+
+    # ------------------------------------------------------------------ standby
+    def _start_standby(self) -> None:
+        from gamgin_common import standby as sb_mod
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gamgin_common.standby", "--preload", *self.standby_exes],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE, start_new_session=True)
+        sb = Standby(proc)
+
+        def on_line(line: str) -> None:
+            if line.startswith(sb_mod.READY):
+                sb.ready.set()
+        sb.reader = threading.Thread(target=self._pump, args=(lambda: sb.owner, proc, on_line),
+                                     daemon=True)
+        sb.reader.start()
+        self.standby = sb
+
+    def _take_standby(self, child: Child) -> bool:
+        """Hand a crashed stage to the ready standby; False: start it the usual way."""
+        sb = self.standby
+        if sb is None or not sb.ready.is_set() or sb.proc.poll() is not None:
+            return False
+        cmd = json.dumps({"script": child.exe, "args": child.ros_args}) + "\n"
+        try:
+            assert sb.proc.stdin is not None
+            sb.proc.stdin.write(cmd.encode())
+            sb.proc.stdin.flush()
+        except (OSError, ValueError):
+            return False
+        sb.owner = child.node.name
+        child.proc, child.reader, child.started = sb.proc, sb.reader, time.monotonic()
+        self.standby = None
+        self._standby_due = time.monotonic() + self.standby_delay
+        self.say(f"{child.node.name} taken over by the standby process (pid {sb.proc.pid})")
+        self.on_event("started", child)
+        return True
+
+    def _keep_standby(self, now: float) -> None:
+        if not self.standby_enabled or self._stopping.is_set():
+            return
+        sb = self.standby
+        if sb is not None and sb.proc.poll() is not None:  # it died: make another later
+            self.say(f"standby exited with {sb.proc.returncode}")
+            self.standby, self._standby_due = None, now + self.standby_delay
+        if self.standby is None and now >= self._standby_due:
+            self._start_standby()
 
     def start_all(self) -> None:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for child in self.children:
             self._start(child)
+        self._standby_due = time.monotonic() + self.standby_delay
 
     def poll(self) -> None:
         """Restart crashed children with exponential backoff (reset after a healthy run)."""
         now = time.monotonic()
+        self._keep_standby(now)
         for child in self.children:
             proc = child.proc
             if proc is not None and proc.poll() is not None:
@@ -140,6 +225,8 @@ class Supervisor:
         live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         for c in live:
             c.proc.send_signal(signal.SIGINT)
+        if self.standby is not None and self.standby.proc.poll() is None:
+            self.standby.proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + timeout
         for c in live:
             try:
@@ -148,6 +235,11 @@ class Supervisor:
                 self.say(f"{c.node.name} did not stop in {timeout:.0f} s; killing it")
                 os.killpg(c.proc.pid, signal.SIGKILL)
                 c.proc.wait()
+        if self.standby is not None:
+            try:
+                self.standby.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.standby.proc.kill()
         for c in self.children:
             if c.reader:
                 c.reader.join(timeout=1.0)

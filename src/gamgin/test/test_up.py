@@ -101,3 +101,43 @@ def test_up_is_closed_to_the_network_by_default(node_env):
     finally:
         os.environ.clear()
         os.environ.update(os_env)
+
+
+def test_a_crashed_stage_is_taken_over_by_the_standby_and_serves(probe, node_env, tmp_path):
+    """tts killed: the pre-started standby process becomes the tts (same pid as the standby
+    that said it was ready), speaks the next answer, and a new standby is made."""
+    from gamgin_common.stamps import clock_turn_id
+    from gamgin_interfaces.msg import AudioChunk, TokenChunk
+
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    speech = probe.collect(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
+    cfg = tmp_path / "config"
+    shutil.copytree(ROOT / "config", cfg)
+    up = start_up(["--no-audio", "--only", "turn,tts", "--standby-delay", "0.5", "--config",
+                   str(cfg), "--log-dir", str(tmp_path / "logs")], node_env, tmp_path)
+    log = lambda: (tmp_path / "up.log").read_text(errors="replace")  # noqa: E731
+
+    def tts_pid() -> int | None:
+        statuses = probe.diagnostics_of(diags, "/gamgin/tts")
+        vals = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+        return int(vals["pid"]) if vals.get("lifecycle") == "active" else None
+    try:
+        assert testing.wait_for(lambda: tts_pid() and "standby: ready" in log(), 60), log()
+        first = tts_pid()
+        os.kill(first, signal.SIGKILL)
+        assert testing.wait_for(lambda: (tts_pid() or first) != first, 20), log()
+        taken = [ln for ln in log().splitlines() if "taken over by the standby" in ln]
+        assert taken and f"(pid {tts_pid()})" in taken[0], log()
+        assert "standby, process+imports" in (tmp_path / "logs" / "tts.log").read_text()
+        pub = probe.publisher(TokenChunk, "/gamgin/tokens", qos.TOKENS)
+        assert probe.wait_for_reader(pub, "tts", 20)
+        n = len(speech)
+        pub.publish(TokenChunk(turn_id=clock_turn_id(), seq=0, text="Hello, I am back.",
+                               is_final=True, finish_reason="stop"))
+        assert testing.wait_for(lambda: any(len(m.data) for m in speech[n:]), 15), log()
+        # a new spare is made for the next crash
+        assert testing.wait_for(lambda: log().count("standby: ready") >= 2, 60), log()
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(30)
+    assert code == 0, log()

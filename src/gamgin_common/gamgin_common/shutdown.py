@@ -23,8 +23,8 @@ import sys
 import threading
 import time
 
-STOP_DEADLINE_S = 1.5  # the orderly part of a stop; the process is gone well within 2 s
-LEAVE_GRAPH_S = 0.6  # deleting DDS entities and the participant, at most
+STOP_DEADLINE_S = 1.3  # the orderly part of a stop; the process is gone well within 2 s
+LEAVE_GRAPH_S = 0.5  # deleting DDS entities and the participant, at most
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DIE_WITH_PARENT_ENV = "GAMGIN_DIE_WITH_PARENT"  # "1": set by gamgin up and the launch file
 PARENT_PID_ENV = "GAMGIN_PARENT_PID"  # the supervisor's pid, to catch a parent already gone
@@ -76,12 +76,21 @@ def run_bounded(fn, seconds: float) -> bool:
     return done.wait(seconds)
 
 
-def exit_process(code: int = 0) -> None:
+def exit_process(code: int = 0, stuck: bool = False) -> None:
     """End the process now that everything of ours is released. Interpreter teardown of a
     node (module and C++ static destructors of ONNX Runtime, CTranslate2, llama.cpp) costs
     ~0.4 s of CPU per process: with a whole graph stopping at once on 2 cores that was
-    1-2 s of the 2 s a stop may take, for nothing the OS would not free anyway."""
-    flush_all()
+    1-2 s of the 2 s a stop may take, for nothing the OS would not free anyway.
+    ``stuck``: a thread is still inside DDS, and may hold C stdio's lock (its logging):
+    flush only Python's own buffers, which it cannot hold."""
+    if stuck:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    else:
+        flush_all()
     os._exit(code)
 
 

@@ -13,6 +13,7 @@ A stage node only wires its pure-Python core to ROS. This base gives each one:
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -46,6 +47,8 @@ class StageNode(LifecycleNode):
     """Subclass and implement ``configure_stage`` / ``cleanup_stage``."""
 
     def __init__(self, name: str, **kwargs) -> None:
+        if _node_cli_args is not None:  # a standby became this stage: its ROS args are ours
+            kwargs.setdefault("cli_args", _node_cli_args)
         super().__init__(name, **kwargs)
         self.health = Health()
         self.autostart = bool(self.declare_parameter("autostart", True).value)
@@ -193,6 +196,7 @@ class StageNode(LifecycleNode):
 
 
 LEVELS = {"OK": OK, "WARN": WARN, "ERROR": ERROR}
+_node_cli_args: list[str] | None = None  # set when a standby process becomes a stage
 
 
 def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads: int = 1) -> None:
@@ -208,10 +212,20 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
     loop sees it within 0.1 s; the stage's workers stop while the context is still valid
     (no publish into a dead context); then the node and the context go. A deadline ends
     the process if any of that hangs, so a node is gone within 2 s of the signal."""
+    global _node_cli_args
     die_with_parent()
     stop = StopSignals(node_cls.__name__).install()
     t_imported = time.time()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    from gamgin_common import standby
+
+    if standby.became_at is not None and rclpy.ok():
+        # a standby process became this stage: rclpy and its DDS participant are up (and
+        # known to every peer); the node takes the ROS arguments the stage was given
+        t_started = standby.became_at
+        _node_cli_args = list(args if args is not None else sys.argv[1:])
+    else:
+        t_started = psutil.Process().create_time()
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = None
     code = 0
     try:
@@ -221,7 +235,8 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
         node.start()
         # where a (re)start's seconds go: `gamgin bench recovery` reads this line
         node.get_logger().info(
-            f"startup: process+imports {t_imported - psutil.Process().create_time():.2f} s, "
+            f"startup: {'standby, ' if _node_cli_args is not None else ''}"
+            f"process+imports {t_imported - t_started:.2f} s, "
             f"rclpy+node {t_node - t_imported:.2f} s, configure+activate "
             f"{time.time() - t_node:.2f} s ({node._state_machine.current_state[1]})")
         executor = (SingleThreadedExecutor() if threads <= 1
@@ -260,10 +275,11 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
         # Fast DDS can block for seconds deleting an endpoint while many participants leave
         # at once (seen when a whole graph stops: 5 of 12 nodes, each time in destroy_node).
         # Our work is done by now, so the wait is bounded; peers then drop us by lease.
-        if not run_bounded(leave_graph, LEAVE_GRAPH_S):
+        left = run_bounded(leave_graph, LEAVE_GRAPH_S)
+        if not left:
             say(f"[{stop.name}] DDS entities not deleted within {LEAVE_GRAPH_S:.1f} s; "
                 "exiting without waiting for them")
         if code == 0:
-            exit_process(0)
+            exit_process(0, stuck=not left)
         # a crash: the deadline stays armed while the traceback is printed and Python exits
         stop.restore()
