@@ -84,8 +84,8 @@ class GraphRun:
     """`gamgin up` in the background with a config folder; node pids from /diagnostics."""
 
     def __init__(self, config: Path, env: dict, log: Path, exclude: list[str],
-                 log_dir: Path | None = None) -> None:
-        args = ["gamgin", "up", "--config", str(config), "--no-bridge"]
+                 log_dir: Path | None = None, extra: list[str] | tuple = ()) -> None:
+        args = ["gamgin", "up", "--config", str(config), "--no-bridge", *extra]
         if exclude:
             args += ["--exclude", ",".join(exclude)]
         if log_dir is not None:

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a turn gets to start answering before the user tries again")
     ap.add_argument("--give-up", type=float, default=30.0, help="seconds per kill at most")
     ap.add_argument("--startup-timeout", type=float, default=180.0)
+    ap.add_argument("--mode", choices=["both", "standby", "cold"], default="both",
+                    help="standby: gamgin up with its spare process; cold: --no-standby; both: "
+                         "one after the other in this run, with the ratio")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -104,113 +107,146 @@ def main(argv: list[str] | None = None) -> int:
         return ((not st or st[-1].state in (TurnState.IDLE, TurnState.CANCELLED))
                 and (not pb or pb[-1].state != TurnState.SPEAKING))
 
+    def run_mode(mode: str) -> list[dict]:
+        standby = mode == "standby"
+        rows: list[dict] = []
+        with testing.null_sink("rec_mic") as mic, testing.null_sink("rec_spk") as spk:
+            cfg = make_config(default_config_dir(), tmp / f"config-{mode}", mic, spk, "always_on")
+            log_dir = tmp / f"logs-{mode}"
+            graph_log = tmp / f"graph-{mode}.log"
+            run = GraphRun(cfg, env, graph_log,
+                           ["wake", "foxglove_bridge", "music", "speech_bubble"], log_dir=log_dir,
+                           extra=["--standby-delay", "2"] if standby else ["--no-standby"])
+            glog = lambda: graph_log.read_text(errors="replace")  # noqa: E731
+            try:
+                names = ["turn", "mic", "speaker", "stt", "llm", "tts", "devices", "knowledge"]
+                if not testing.wait_for(lambda: all(active_pid(n) for n in names),
+                                        args.startup_timeout):
+                    raise RuntimeError(f"graph not ready; see {graph_log}")
+                print(f"[{mode}] graph ready; kills per stage: {args.kills}", flush=True)
+                time.sleep(3.0)
+                last_kill: dict[str, float] = {}
+                turn_box = [0]
+
+                def next_turn() -> int:
+                    turn_box[0] = max(turn_box[0] + 1, clock_turn_id())
+                    return turn_box[0]
+
+                for k in range(args.kills):
+                    for stage in stages:
+                        # a first crash restarts at once, a second within `healthy_after` (30 s)
+                        # backs off: measure first crashes, as a user meets them
+                        wait = last_kill.get(stage, 0.0) + HEALTHY_AFTER_S - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                        if standby:  # the spare made after the last take-over is ready
+                            testing.wait_for(lambda: glog().count("standby: ready")
+                                             > glog().count("taken over by the standby"), 60)
+                        testing.wait_for(idle, 30)
+                        time.sleep(1.0)
+                        old = active_pid(stage)
+                        n_taken = glog().count("taken over by the standby")
+                        n_sp = len(speech)
+                        t_kill = last_kill[stage] = time.monotonic()
+                        os.kill(old, signal.SIGKILL)
+                        served = began = None
+                        tries = 0
+                        while time.monotonic() - t_kill < args.give_up:
+                            tries += 1
+                            t_try = time.monotonic()
+                            if stage == "stt":
+                                testing.play_to_sink(clip, mic)
+                                t_end = time.monotonic()
+                            else:
+                                turn = next_turn()
+                                typed.publish(Transcript(turn_id=turn, text=TYPED, language="en",
+                                                         confidence=1.0, is_final=True,
+                                                         source="typed"))
+                                t_end = time.monotonic()
+
+                            def answered(n: int = n_sp) -> bool:
+                                return any(len(m.data) for m in speech[n:])
+
+                            def replying(turn: int = turn_box[0], typed_turn: bool = stage != "stt"
+                                         ) -> list:
+                                return [t for t in tokens if typed_turn and t.turn_id == turn]
+                            # an answer starts within ~1 s of the end of a turn's input. While the
+                            # LLM is replying, wait for its reply to end (its audio may still come);
+                            # if nothing at all happens, the user says it again
+                            # a fast-path answer to the spoken command comes ~0.35 s after it ends
+                            testing.wait_for(lambda: answered() or replying(),
+                                             0.8 if stage == "stt" else args.attempt_s,
+                                             interval=0.01)
+                            if not answered() and replying():
+                                testing.wait_for(lambda: answered() or any(
+                                    t.is_final for t in replying()), 8.0, interval=0.01)
+                                testing.wait_for(answered, 0.5, interval=0.01)
+                            if answered():
+                                first = next(t for t, m in zip(
+                                    speech.arrivals[n_sp:], speech[n_sp:], strict=False)
+                                    if len(m.data))
+                                served, began = first - t_kill, t_try - t_kill
+                                latency = first - t_end
+                                break
+                        active = active_since(stage, old, t_kill)
+                        row = {"mode": mode, "stage": stage, "kill": k,
+                               "standby_took_over": glog().count("taken over by the standby")
+                               > n_taken,
+                               "served_s": round(served, 2) if served is not None else None,
+                               "active_s": round(active, 2) if active is not None else None,
+                               "served_turn_began_s": round(began, 2)
+                               if began is not None else None,
+                               "served_turn_latency_s": round(latency, 2)
+                               if served is not None else None,
+                               "tries": tries}
+                        row.update(startup_phases(log_dir / f"{stage}.log"))
+                        rows.append(row)
+                        print(f"  [{mode}] {stage:4s} kill {k}: served after "
+                              f"{row['served_s']} s (that turn "
+                              f"began {row['served_turn_began_s']} s after the kill), active "
+                              f"{row['active_s']} s, {tries} tries; {row.get('phases', '')}",
+                              flush=True)
+                        testing.wait_for(idle, 30)  # the retries' answers end before the next kill
+            finally:
+                run.stop()
+        return rows
+    modes = ["standby", "cold"] if args.mode == "both" else [args.mode]
     rows: list[dict] = []
-    with testing.null_sink("rec_mic") as mic, testing.null_sink("rec_spk") as spk:
-        cfg = make_config(default_config_dir(), tmp / "config", mic, spk, "always_on")
-        log_dir = tmp / "logs"
-        run = GraphRun(cfg, env, tmp / "graph.log",
-                       ["wake", "foxglove_bridge", "music", "speech_bubble"], log_dir=log_dir)
-        try:
-            names = ["turn", "mic", "speaker", "stt", "llm", "tts", "devices", "knowledge"]
-            if not testing.wait_for(lambda: all(active_pid(n) for n in names),
-                                    args.startup_timeout):
-                raise RuntimeError(f"graph not ready; see {tmp / 'graph.log'}")
-            print(f"graph ready; kills per stage: {args.kills}", flush=True)
-            time.sleep(3.0)
-            last_kill: dict[str, float] = {}
-            turn_box = [0]
-
-            def next_turn() -> int:
-                turn_box[0] = max(turn_box[0] + 1, clock_turn_id())
-                return turn_box[0]
-
-            for k in range(args.kills):
-                for stage in stages:
-                    # a first crash restarts at once, a second within `healthy_after` (30 s)
-                    # backs off: measure first crashes, as a user meets them
-                    wait = last_kill.get(stage, 0.0) + HEALTHY_AFTER_S - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
-                    testing.wait_for(idle, 30)
-                    time.sleep(1.0)
-                    old = active_pid(stage)
-                    n_sp = len(speech)
-                    t_kill = last_kill[stage] = time.monotonic()
-                    os.kill(old, signal.SIGKILL)
-                    served = began = None
-                    tries = 0
-                    while time.monotonic() - t_kill < args.give_up:
-                        tries += 1
-                        t_try = time.monotonic()
-                        if stage == "stt":
-                            testing.play_to_sink(clip, mic)
-                            t_end = time.monotonic()
-                        else:
-                            turn = next_turn()
-                            typed.publish(Transcript(turn_id=turn, text=TYPED, language="en",
-                                                     confidence=1.0, is_final=True,
-                                                     source="typed"))
-                            t_end = time.monotonic()
-
-                        def answered(n: int = n_sp) -> bool:
-                            return any(len(m.data) for m in speech[n:])
-
-                        def replying(turn: int = turn_box[0], typed_turn: bool = stage != "stt"
-                                     ) -> list:
-                            return [t for t in tokens if typed_turn and t.turn_id == turn]
-                        # an answer starts within ~1 s of the end of a turn's input. While the
-                        # LLM is replying, wait for its reply to end (its audio may still come);
-                        # if nothing at all happens, the user says it again
-                        # a fast-path answer to the spoken command comes ~0.35 s after it ends
-                        testing.wait_for(lambda: answered() or replying(),
-                                         0.8 if stage == "stt" else args.attempt_s,
-                                         interval=0.01)
-                        if not answered() and replying():
-                            testing.wait_for(lambda: answered() or any(
-                                t.is_final for t in replying()), 8.0, interval=0.01)
-                            testing.wait_for(answered, 0.5, interval=0.01)
-                        if answered():
-                            first = next(t for t, m in zip(speech.arrivals[n_sp:], speech[n_sp:],
-                                                           strict=False) if len(m.data))
-                            served, began = first - t_kill, t_try - t_kill
-                            latency = first - t_end
-                            break
-                    active = active_since(stage, old, t_kill)
-                    row = {"stage": stage, "kill": k,
-                           "served_s": round(served, 2) if served is not None else None,
-                           "active_s": round(active, 2) if active is not None else None,
-                           "served_turn_began_s": round(began, 2) if began is not None else None,
-                           "served_turn_latency_s": round(latency, 2)
-                           if served is not None else None,
-                           "tries": tries}
-                    row.update(startup_phases(log_dir / f"{stage}.log"))
-                    rows.append(row)
-                    print(f"  {stage:4s} kill {k}: served after {row['served_s']} s (that turn "
-                          f"began {row['served_turn_began_s']} s after the kill), active "
-                          f"{row['active_s']} s, {tries} tries; {row.get('phases', '')}",
-                          flush=True)
-                    testing.wait_for(idle, 30)  # the retries' answers end before the next kill
-        finally:
-            run.stop()
-            probe.close()
-    summary = {}
-    for stage in stages:
-        served = [r["served_s"] for r in rows if r["stage"] == stage and r["served_s"] is not None]
-        active = [r["active_s"] for r in rows if r["stage"] == stage and r["active_s"] is not None]
-        summary[stage] = {"kills": sum(r["stage"] == stage for r in rows),
-                          "served": len(served), "served_s_p50": pct(served, 50),
-                          "served_s_max": max(served) if served else None,
-                          "active_s_p50": pct(active, 50)}
+    try:
+        for mode in modes:
+            rows += run_mode(mode)
+    finally:
+        probe.close()
+    summary: dict = {}
+    for mode in modes:
+        for stage in stages:
+            mine = [r for r in rows if r["mode"] == mode and r["stage"] == stage]
+            served = [r["served_s"] for r in mine if r["served_s"] is not None]
+            active = [r["active_s"] for r in mine if r["active_s"] is not None]
+            summary[f"{mode}/{stage}"] = {
+                "kills": len(mine), "served": len(served), "served_s_p50": pct(served, 50),
+                "served_s_max": max(served) if served else None,
+                "active_s_p50": pct(active, 50),
+                "standby_took_over": sum(r.get("standby_took_over", False) for r in mine)}
+    if len(modes) == 2:
+        for stage in stages:
+            a, b = summary[f"standby/{stage}"], summary[f"cold/{stage}"]
+            if a["served_s_p50"] and b["served_s_p50"]:
+                summary[f"cold_over_standby/{stage}"] = round(
+                    b["served_s_p50"] / a["served_s_p50"], 2)
     result = {"config": vars(args), "clip_s": round(clip_s, 2), "rows": rows,
               "summary": summary}
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print("\nstage  kills  served  kill->served p50 / max  kill->active p50")
-    for stage, s in summary.items():
-        print(f"{stage:6s} {s['kills']:5d} {s['served']:7d}   {s['served_s_p50']:>7} s / "
-              f"{s['served_s_max']} s   {s['active_s_p50']} s")
+    print("\nmode/stage     kills served took-over  kill->served p50 / max  kill->active p50")
+    for key, v in summary.items():
+        if isinstance(v, dict):
+            print(f"{key:14s} {v['kills']:5d} {v['served']:6d} {v['standby_took_over']:9d}   "
+                  f"{v['served_s_p50']:>7} s / {v['served_s_max']} s   {v['active_s_p50']} s")
+        else:
+            print(f"{key:30s} {v}x")
     print(f"(stt turns are spoken: each served time includes the {clip_s:.1f} s clip)")
     print(f"wrote {out}")
-    ok = all(s["served"] == s["kills"] for s in summary.values())
+    ok = all(v["served"] == v["kills"] for v in summary.values() if isinstance(v, dict))
     return 0 if ok else 1
 
 

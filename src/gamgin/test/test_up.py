@@ -141,3 +141,43 @@ def test_a_crashed_stage_is_taken_over_by_the_standby_and_serves(probe, node_env
         up.send_signal(signal.SIGINT)
         code = up.wait(30)
     assert code == 0, log()
+
+
+def test_a_turn_lost_with_a_crashed_llm_is_answered_by_the_restarted_one(probe, node_env,
+                                                                          tmp_path):
+    """The user speaks while the LLM is dead: the turn node gives the final transcript again
+    to the LLM that takes over, and the turn is answered, not left to time out."""
+    from gamgin_common.stamps import clock_turn_id
+    from gamgin_interfaces.msg import TokenChunk, Transcript
+
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    tokens = probe.collect(TokenChunk, "/gamgin/tokens", qos.TOKENS)
+    cfg = tmp_path / "config"
+    shutil.copytree(ROOT / "config", cfg)
+    up = start_up(["--no-audio", "--only", "turn,llm,tts", "--standby-delay", "0.5",
+                   "--config", str(cfg), "--log-dir", str(tmp_path / "logs")], node_env, tmp_path)
+    log = lambda: (tmp_path / "up.log").read_text(errors="replace")  # noqa: E731
+
+    def llm_pid() -> int | None:
+        statuses = probe.diagnostics_of(diags, "/gamgin/llm")
+        vals = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+        return int(vals["pid"]) if vals.get("lifecycle") == "active" else None
+    try:
+        assert testing.wait_for(lambda: llm_pid() and "standby: ready" in log(), 120), log()
+        pub = probe.publisher(Transcript, "/gamgin/transcript", qos.EVENTS)
+        assert probe.wait_for_reader(pub, "llm", 20)
+        first = llm_pid()
+        os.kill(first, signal.SIGKILL)
+        turn = clock_turn_id()
+        pub.publish(Transcript(turn_id=turn, text="What can you do?", language="en",
+                               confidence=1.0, is_final=True, source="typed"))
+        t0 = time.monotonic()
+        assert testing.wait_for(lambda: any(t.turn_id == turn and t.text for t in tokens),
+                                30), log()
+        print(f"the lost turn was answered {time.monotonic() - t0:.2f} s after it was said")
+        assert (llm_pid() or first) != first
+        assert "sent to it again" in (tmp_path / "logs" / "turn.log").read_text(), log()
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(30)
+    assert code == 0, log()

@@ -76,7 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         if module is None:
             print(f"standby: no console script {exe!r} to preload", flush=True)
             continue
-        importlib.import_module(module)
+        mod = importlib.import_module(module)
+        # a stage may load here what every configuration of it needs (not its models: those
+        # depend on its parameters), e.g. the LLM's jieba dictionary, 0.6 s
+        prewarm = getattr(mod, "standby_prewarm", None)
+        if callable(prewarm):
+            try:
+                prewarm()
+            except Exception as exc:  # only a slower take-over: say so, stay ready
+                print(f"standby: prewarm of {module} failed: {exc}", flush=True)
     print(f"{READY} (preloaded {', '.join(args.preload) or 'nothing'} in "
           f"{time.monotonic() - t0:.2f} s)", flush=True)
     cmd = wait_for_command(stop)

@@ -91,6 +91,12 @@ class TurnTracker:
     def _current(self, turn_id: int) -> bool:
         return self.trace is not None and turn_id == self.turn_id
 
+    def awaiting_reply(self, turn_id: int) -> bool:
+        """The turn's final transcript is out and no answer has begun: if the LLM was
+        restarted meanwhile, the transcript died with it and should be given again."""
+        return (self._current(turn_id) and self.state == THINKING
+                and self.trace is not None and self.trace.first_token == 0)
+
     def drain(self) -> tuple[list[StateChange], list[Trace]]:
         states, traces = self.out_states, self.out_traces
         self.out_states, self.out_traces = [], []

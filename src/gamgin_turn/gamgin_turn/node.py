@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos
@@ -34,8 +35,16 @@ class TurnNode(StageNode):
             think_timeout_s=float(p("think_timeout_s", 30.0).value),
             speak_timeout_s=float(p("speak_timeout_s", 120.0).value),
             tail_s=float(p("no_audio_tail_s", 10.0).value))
+        # The dialogue node: when it restarts (a new pid on /diagnostics) while a turn waits
+        # for its answer, the final transcript it lost is sent again, once, to the new one.
+        self.llm_node = str(p("llm_node", "llm").value)
         self._lock = threading.Lock()
         self.last: dict[str, float] = {}
+        self._last_final: Transcript | None = None
+        self._llm_pid = ""
+        # (new pid, when seen, llm readers before, the transcript it lost)
+        self._llm_restart: tuple[str, float, int, Transcript] | None = None
+        self._llm_readers_before = 0
 
     def configure_stage(self) -> None:
         self.state_pub = self.stage_publisher(TurnState, "turn/state", qos.STATE)
@@ -46,7 +55,10 @@ class TurnNode(StageNode):
         self.stage_subscription(AudioChunk, "audio/speech", self._on_audio, qos.SPEECH_AUDIO)
         self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
         self.stage_service(Trigger, "turn/interrupt", self._on_interrupt)
-        self.timer = self.create_timer(0.1, lambda: self._apply(self.tracker.tick))
+        self.resend_pub = self.stage_publisher(Transcript, "transcript", qos.EVENTS)
+        self.stage_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics,
+                                qos.DIAGNOSTICS)
+        self.timer = self.create_timer(0.1, self._tick)
 
     def activate_stage(self) -> None:
         self._publish_state(self.tracker.turn_id, TurnState.IDLE, "started")
@@ -67,7 +79,57 @@ class TurnNode(StageNode):
     def _on_wake(self, m: WakeEvent) -> None:
         self._apply(self.tracker.on_wake, m.turn_id, ns_of(m.header.stamp))
 
+    def _tick(self) -> None:
+        self._apply(self.tracker.tick)
+        self._resend_to_restarted_llm()
+
+    def _llm_readers(self) -> tuple[int, int]:
+        """(readers of `transcript` in the llm node, readers in all) as the graph knows them."""
+        infos = self.get_subscriptions_info_by_topic(self.resend_pub.topic_name)
+        return sum(i.node_name == self.llm_node for i in infos), len(infos)
+
+    def _on_diagnostics(self, m: DiagnosticArray) -> None:
+        fqn = f"{self.get_namespace().rstrip('/')}/{self.llm_node}"
+        for st in m.status:
+            vals = {kv.key: kv.value for kv in st.values}
+            pid = vals.get("pid", "")
+            if (st.name != fqn or vals.get("lifecycle") != "active" or not pid
+                    or pid == self._llm_pid):
+                continue
+            final = self._last_final
+            with self._lock:
+                lost = final is not None and self.tracker.awaiting_reply(final.turn_id)
+            if self._llm_pid and lost:  # restarted while a turn waited for its answer
+                self._llm_restart = (pid, time.monotonic(), self._llm_readers_before, final)
+            self._llm_pid = pid
+
+    def _resend_to_restarted_llm(self) -> None:
+        restart = self._llm_restart
+        if restart is None:
+            self._llm_readers_before = self._llm_readers()[0]
+            return
+        pid, seen_at, before, final = restart
+        with self._lock:
+            waiting = self.tracker.awaiting_reply(final.turn_id)
+        if not waiting:  # answered after all, cancelled, or a newer turn: nothing to do
+            self._llm_restart = None
+            return
+        # The new LLM's own reader must be known and matched, or the message is lost to it
+        # too. The killed one's reader lingers in the graph until its DDS lease ends, so a
+        # count of llm readers above the one before the crash, or 0.3 s, says it is there.
+        llm_readers, n_readers = self._llm_readers()
+        if (self.resend_pub.get_subscription_count() < n_readers or not llm_readers
+                or (llm_readers <= before and time.monotonic() - seen_at < 0.3)):
+            return
+        self._llm_restart = None
+        self.resend_pub.publish(final)
+        self.health.count("transcripts_resent")
+        self.get_logger().warn(f"turn {final.turn_id}: the LLM restarted (pid {pid}) before "
+                               "answering; its final transcript is sent to it again")
+
     def _on_transcript(self, m: Transcript) -> None:
+        if m.is_final and m.text.strip():
+            self._last_final = m
         self._apply(self.tracker.on_transcript, m.turn_id, m.is_final, ns_of(m.header.stamp),
                     m.text, ns_of(m.speech_start), ns_of(m.speech_end))
 
