@@ -6,7 +6,7 @@ SIGKILL the stage's process (a crash, not a stop), and at once start turns the w
 would retry, until one is answered:
 
 - llm, tts: a typed turn (a final ``Transcript`` from source "typed"); if no answer starts
-  within ``--attempt-s``, another one (a user saying it again);
+  within ``--attempt-s`` (3 s: a user waits that long before repeating), another one;
 - stt: a spoken command played into the microphone, again until one is answered.
 
 Stages are killed in turn (llm, stt, tts, llm, ...), each at most once per 31 s, so every
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=5, help="kills per stage")
     ap.add_argument("--stages", default=",".join(STAGES))
-    ap.add_argument("--attempt-s", type=float, default=1.5,
-                    help="seconds a turn gets to start answering before the user tries again")
+    ap.add_argument("--attempt-s", type=float, default=3.0,
+                    help="seconds of silence after a typed turn before the user says it again")
     ap.add_argument("--give-up", type=float, default=30.0, help="seconds per kill at most")
     ap.add_argument("--startup-timeout", type=float, default=180.0)
     ap.add_argument("--mode", choices=["both", "standby", "cold"], default="both",
@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     typed = probe.publisher(Transcript, "/gamgin/transcript", qos.EVENTS)
     tokens = probe.collect(TokenChunk, "/gamgin/tokens", qos.TOKENS)
 
+    since = [0.0]  # diagnostics of an earlier graph (same names) are not this one's
+
     def status(name: str) -> dict:
-        for arr in reversed(list(diags)):
+        for t, arr in reversed(list(zip(diags.arrivals, list(diags), strict=False))):
+            if t < since[0]:
+                break
             for s in arr.status:
                 if s.name == f"/gamgin/{name}":
                     return {kv.key: kv.value for kv in s.values} | {"_level": s.level[0]}
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_mode(mode: str) -> list[dict]:
         standby = mode == "standby"
+        since[0] = time.monotonic()
         rows: list[dict] = []
         with testing.null_sink("rec_mic") as mic, testing.null_sink("rec_spk") as spk:
             cfg = make_config(default_config_dir(), tmp / f"config-{mode}", mic, spk, "always_on")
