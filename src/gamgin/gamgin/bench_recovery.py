@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             graph_log = tmp / f"graph-{mode}.log"
             run = GraphRun(cfg, env, graph_log,
                            ["wake", "foxglove_bridge", "music", "speech_bubble"], log_dir=log_dir,
-                           extra=["--standby-delay", "2"] if standby else ["--no-standby"])
+                           # the default 10 s before the next standby: its imports then do
+                           # not compete with the first turns of the stage that just took over
+                           extra=[] if standby else ["--no-standby"])
             glog = lambda: graph_log.read_text(errors="replace")  # noqa: E731
             try:
                 names = ["turn", "mic", "speaker", "stt", "llm", "tts", "devices", "knowledge"]

@@ -122,7 +122,7 @@ def make_busy(g: Graph, probe, mic: str, tmp: Path) -> list:
     assert client.wait_for_service(timeout_sec=30)
     ingest = client.call_async(KnowledgeAdd.Request(paths=[str(bulk_notes(tmp / "bulk"))]))
     pub = probe.publisher(Transcript, f"{NS}/transcript", qos.EVENTS)
-    assert probe.wait_for_reader(pub, "llm", 30)
+    assert probe.wait_for_reader(pub, "turn", "llm", timeout=30)
     msg = Transcript(turn_id=clock_turn_id(), text="Tell me a long story about a brave little "
                      "cat and a dog.", language="en", confidence=1.0, is_final=True,
                      source="typed")
@@ -202,7 +202,7 @@ def test_killing_gamgin_up_mid_turn_leaves_no_node_running(pulse, probe, node_en
         children = [c.pid for c in psutil.Process(up.pid).children(recursive=True)]
         assert len(children) >= len(names) + 1
         pub = probe.publisher(Transcript, f"{NS}/transcript", qos.EVENTS)
-        assert probe.wait_for_reader(pub, "llm", 30)
+        assert probe.wait_for_reader(pub, "turn", "llm", timeout=30)
         pub.publish(Transcript(turn_id=clock_turn_id(),
                                text="Tell me a long story about a brave little cat.",
                                language="en", confidence=1.0, is_final=True, source="typed"))

@@ -130,7 +130,7 @@ def test_a_crashed_stage_is_taken_over_by_the_standby_and_serves(probe, node_env
         assert taken and f"(pid {tts_pid()})" in taken[0], log()
         assert "standby, process+imports" in (tmp_path / "logs" / "tts.log").read_text()
         pub = probe.publisher(TokenChunk, "/gamgin/tokens", qos.TOKENS)
-        assert probe.wait_for_reader(pub, "tts", 20)
+        assert probe.wait_for_reader(pub, "turn", "tts")
         n = len(speech)
         pub.publish(TokenChunk(turn_id=clock_turn_id(), seq=0, text="Hello, I am back.",
                                is_final=True, finish_reason="stop"))
@@ -165,7 +165,7 @@ def test_a_turn_lost_with_a_crashed_llm_is_answered_by_the_restarted_one(probe, 
     try:
         assert testing.wait_for(lambda: llm_pid() and "standby: ready" in log(), 120), log()
         pub = probe.publisher(Transcript, "/gamgin/transcript", qos.EVENTS)
-        assert probe.wait_for_reader(pub, "llm", 20)
+        assert probe.wait_for_reader(pub, "turn", "llm")
         first = llm_pid()
         os.kill(first, signal.SIGKILL)
         turn = clock_turn_id()

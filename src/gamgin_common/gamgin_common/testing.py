@@ -263,16 +263,16 @@ class RosProbe:
     def wait_for_subscribers(self, pub, count: int = 1, timeout: float = 10.0) -> bool:
         return wait_for(lambda: pub.get_subscription_count() >= count, timeout)
 
-    def wait_for_reader(self, pub, node: str, timeout: float = 20.0) -> bool:
-        """Until `node` (e.g. "llm") has a reader on pub's topic in the graph AND pub is
-        matched with every reader there: a volatile message sent before that is lost to it,
-        and ">= 1 subscriber" may be another node's reader."""
+    def wait_for_reader(self, pub, *nodes: str, timeout: float = 20.0) -> bool:
+        """Until each of `nodes` (e.g. "turn", "llm") has a reader on pub's topic in the
+        graph AND pub is matched with every reader there: a volatile message sent before
+        that is lost to it, and ">= 1 subscriber" may be another node's reader."""
         topic = pub.topic_name
 
         def ready() -> bool:
             infos = self.node.get_subscriptions_info_by_topic(topic)
-            return (any(i.node_name == node for i in infos)
-                    and pub.get_subscription_count() >= len(infos))
+            have = {i.node_name for i in infos}
+            return set(nodes) <= have and pub.get_subscription_count() >= len(infos)
         return wait_for(ready, timeout)
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
