@@ -98,8 +98,8 @@ def report_to(node, kind: str) -> bool:
         if first_of_a_decade(seen):
             what = ("the output buffer ran dry" if kind == "underrun"
                     else "captured audio was not read in time")
-            node.get_logger().warn(
+            node.get_logger().warning(
                 f"ALSA {kind} #{seen}: {what}; counted as alsa_{kind}s on /diagnostics, "
                 "logged again at 10, 100, 1000… (raise 'latency' if it keeps growing)")
 
-    return install(xrun, lambda text: node.get_logger().warn(text))
+    return install(xrun, lambda text: node.get_logger().warning(text))

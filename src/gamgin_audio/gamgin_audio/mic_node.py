@@ -78,7 +78,7 @@ class MicNode(StageNode):
             samples = audio.decode(bytes(msg.data), fmt)
         except audio.MalformedAudio as exc:
             self.health.count("malformed_reference")
-            self.get_logger().warn(f"rejected audio/reference chunk: {exc}",
+            self.get_logger().warning(f"rejected audio/reference chunk: {exc}",
                                    throttle_duration_sec=5.0)
             return
         stamp = Time.from_msg(msg.header.stamp).nanoseconds

@@ -110,7 +110,7 @@ class SpeakerNode(StageNode):
             samples = audio.decode(bytes(msg.data), fmt)
         except audio.MalformedAudio as exc:
             self.health.count("malformed_chunks")
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"rejected audio/speech chunk turn={msg.turn_id} seq={msg.seq}: {exc}",
                 throttle_duration_sec=1.0)
             return

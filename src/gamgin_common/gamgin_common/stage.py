@@ -103,7 +103,7 @@ class StageNode(LifecycleNode):
         if self._state_machine.current_state[1] == "inactive":
             self.trigger_activate()
         if self._state_machine.current_state[1] != "active" and self.autostart:
-            self.get_logger().warn(f"not active; retrying in {self._retry_s:.0f} s")
+            self.get_logger().warning(f"not active; retrying in {self._retry_s:.0f} s")
             self._retry_timer = self.create_timer(self._retry_s, self._try_bring_up)
             self._retry_s = min(self._retry_s * 2, self.retry_max_s)
 

@@ -104,7 +104,7 @@ class MusicNode(StageNode):
             status = self.player.command(cmd, query)
         except (ValueError, KeyError, TypeError) as exc:
             self.health.count("bad_commands")
-            self.get_logger().warn(f"bad music command {msg.data!r}: {exc}")
+            self.get_logger().warning(f"bad music command {msg.data!r}: {exc}")
             return
         self.health.count("commands")
         self.get_logger().info(f"music {cmd} {query!r}: {status}")

@@ -60,7 +60,7 @@ class DevicesNode(StageNode):
             self.controller = None
             raise StageError(str(exc)) from None
         if warning:  # kept as a value: activation resets the level to OK
-            self.get_logger().warn(warning)
+            self.get_logger().warning(warning)
             self.health.value("state_warning", warning)
         self.intents = DeviceIntents(registry)
         self.stage_service(ListDevices, "devices/list", self._on_list)
@@ -103,7 +103,7 @@ class DevicesNode(StageNode):
             return
         if msg.source not in self.allowed_sources:
             self.health.count("refused_sources")
-            self.get_logger().warn(f"ignored device command from source {msg.source!r} "
+            self.get_logger().warning(f"ignored device command from source {msg.source!r} "
                                    f"(allowed: {self.allowed_sources}): {msg.text!r}")
             self._reply(msg.turn_id, "", "error", "error")
             return

@@ -87,7 +87,7 @@ class BridgeNode(StageNode):
                 message_class(type_name)
             except Exception as exc:
                 self.health.count("unbridgeable_topics")
-                self.get_logger().warn(f"cannot bridge {topic} ({type_name}): {exc}",
+                self.get_logger().warning(f"cannot bridge {topic} ({type_name}): {exc}",
                                        throttle_duration_sec=30.0)
                 continue
             with self._lock:

@@ -246,7 +246,7 @@ class LlmNode(StageNode):
             # turn_id 0 = outside any turn (e.g. typed text): always a new utterance
             if tid != 0 and (tid <= self._cancelled_upto or tid <= self._newest):
                 self.health.count("stale_transcripts")
-                self.get_logger().warn(f"ignored transcript of old/cancelled turn {tid}")
+                self.get_logger().warning(f"ignored transcript of old/cancelled turn {tid}")
                 return
             self._newest = max(self._newest, tid)
             if self._current is not None and (tid == 0 or self._current.turn_id < tid):

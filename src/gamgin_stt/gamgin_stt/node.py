@@ -149,7 +149,7 @@ class SttNode(StageNode):
         except Exception as exc:
             msg = (f"complete_utterance {dotted!r} not loaded ({type(exc).__name__}: {exc}); "
                    "turns end after the full hang-over")
-            self.get_logger().warn(msg)
+            self.get_logger().warning(msg)
             self.health.value("early_end", f"off: {exc}")
             return None
         self.health.value("early_end", f"{self.stt_cfg.early_end_ms:.0f} ms for {dotted}")
@@ -192,7 +192,8 @@ class SttNode(StageNode):
         self._last_seq = msg.seq
         if fmt.sample_rate != SAMPLE_RATE:
             if fmt.sample_rate not in self._resamplers:
-                self.get_logger().warn(f"audio/mic at {fmt.sample_rate} Hz: resampling to 16 kHz")
+                self.get_logger().warning(
+                    f"audio/mic at {fmt.sample_rate} Hz: resampling to 16 kHz")
                 self._resamplers = {fmt.sample_rate: audio.Resampler(fmt.sample_rate, SAMPLE_RATE)}
             samples = self._resamplers[fmt.sample_rate](samples)
         stamp = ns_of(msg.header.stamp) or received - len(samples) * 1_000_000_000 // SAMPLE_RATE
@@ -238,7 +239,7 @@ class SttNode(StageNode):
                                         language="en")
                 self.health.value("warm_s", f"{time.monotonic() - t0:.2f}")
             except Exception as exc:  # the real decodes will say what is wrong
-                self.get_logger().warn(f"warm-up decode failed: {exc}")
+                self.get_logger().warning(f"warm-up decode failed: {exc}")
         while self._running:
             try:
                 item = self._queue.get(timeout=0.2)

@@ -97,7 +97,7 @@ class TtsNode(StageNode):
         except EngineUnavailable as exc:
             if self.engine_name == "espeak":
                 raise StageError(str(exc)) from exc
-            self.get_logger().warn(f"no espeak fallback: {exc}")
+            self.get_logger().warning(f"no espeak fallback: {exc}")
         if self.engine_name == "espeak":
             return espeak, None
         opts = {"piper": self.piper_opts, "xtts": self.xtts_opts}.get(self.engine_name, {})
@@ -127,7 +127,7 @@ class TtsNode(StageNode):
             return
         if msg.seq > expected:
             self.health.count("token_gaps")
-            self.get_logger().warn(f"turn {msg.turn_id}: token seq {msg.seq}, expected "
+            self.get_logger().warning(f"turn {msg.turn_id}: token seq {msg.seq}, expected "
                                    f"{expected}; text of the gap is lost upstream",
                                    throttle_duration_sec=1.0)
         self._expected_seq = {t: s for t, s in self._expected_seq.items() if t > msg.turn_id - 4}

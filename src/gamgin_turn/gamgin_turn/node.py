@@ -124,7 +124,7 @@ class TurnNode(StageNode):
         self._llm_restart = None
         self.resend_pub.publish(final)
         self.health.count("transcripts_resent")
-        self.get_logger().warn(f"turn {final.turn_id}: the LLM restarted (pid {pid}) before "
+        self.get_logger().warning(f"turn {final.turn_id}: the LLM restarted (pid {pid}) before "
                                "answering; its final transcript is sent to it again")
 
     def _on_transcript(self, m: Transcript) -> None:

@@ -156,7 +156,7 @@ class WakeNode(StageNode):
             self.health.count("bad_chunks")
             self.health.warn(f"bad audio on audio/mic: {exc}")
             self._bad_audio_at = time.monotonic()
-            self.get_logger().warn(f"dropped a bad audio/mic chunk: {exc}",
+            self.get_logger().warning(f"dropped a bad audio/mic chunk: {exc}",
                                    throttle_duration_sec=5.0)
             return
         restart = self._last_seq is not None and msg.seq <= self._last_seq  # mic restarted
