@@ -78,8 +78,8 @@ class MicNode(StageNode):
             samples = audio.decode(bytes(msg.data), fmt)
         except audio.MalformedAudio as exc:
             self.health.count("malformed_reference")
-            self.get_logger().warning(f"rejected audio/reference chunk: {exc}",
-                                   throttle_duration_sec=5.0)
+            self.log_throttled("malformed_reference", 5.0,
+                               f"rejected audio/reference chunk: {exc}")
             return
         stamp = Time.from_msg(msg.header.stamp).nanoseconds
         rs = self._ref_resampler

@@ -110,9 +110,8 @@ class SpeakerNode(StageNode):
             samples = audio.decode(bytes(msg.data), fmt)
         except audio.MalformedAudio as exc:
             self.health.count("malformed_chunks")
-            self.get_logger().warning(
-                f"rejected audio/speech chunk turn={msg.turn_id} seq={msg.seq}: {exc}",
-                throttle_duration_sec=1.0)
+            self.log_throttled("malformed_chunk", 1.0, f"rejected audio/speech chunk "
+                               f"turn={msg.turn_id} seq={msg.seq}: {exc}")
             return
         with self._lock:
             expected = self._expected_seq.get(msg.turn_id, 0)

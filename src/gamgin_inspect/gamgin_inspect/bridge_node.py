@@ -87,8 +87,8 @@ class BridgeNode(StageNode):
                 message_class(type_name)
             except Exception as exc:
                 self.health.count("unbridgeable_topics")
-                self.get_logger().warning(f"cannot bridge {topic} ({type_name}): {exc}",
-                                       throttle_duration_sec=30.0)
+                self.log_throttled("unbridgeable", 30.0,
+                                   f"cannot bridge {topic} ({type_name}): {exc}")
                 continue
             with self._lock:
                 self._fg_types[topic] = type_name

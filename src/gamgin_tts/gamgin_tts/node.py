@@ -127,9 +127,8 @@ class TtsNode(StageNode):
             return
         if msg.seq > expected:
             self.health.count("token_gaps")
-            self.get_logger().warning(f"turn {msg.turn_id}: token seq {msg.seq}, expected "
-                                   f"{expected}; text of the gap is lost upstream",
-                                   throttle_duration_sec=1.0)
+            self.log_throttled("token_gap", 1.0, f"turn {msg.turn_id}: token seq {msg.seq}, "
+                               f"expected {expected}; text of the gap is lost upstream")
         self._expected_seq = {t: s for t, s in self._expected_seq.items() if t > msg.turn_id - 4}
         self._expected_seq[msg.turn_id] = msg.seq + 1
         self.health.count("tokens")

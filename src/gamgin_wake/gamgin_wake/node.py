@@ -156,8 +156,7 @@ class WakeNode(StageNode):
             self.health.count("bad_chunks")
             self.health.warn(f"bad audio on audio/mic: {exc}")
             self._bad_audio_at = time.monotonic()
-            self.get_logger().warning(f"dropped a bad audio/mic chunk: {exc}",
-                                   throttle_duration_sec=5.0)
+            self.log_throttled("bad_audio", 5.0, f"dropped a bad audio/mic chunk: {exc}")
             return
         restart = self._last_seq is not None and msg.seq <= self._last_seq  # mic restarted
         if self._last_seq is not None and msg.seq > self._last_seq + 1:
@@ -218,7 +217,7 @@ class WakeNode(StageNode):
             except Exception as exc:  # one bad window must not stop listening
                 self.health.count("detector_errors")
                 self.health.warn(f"detector error: {type(exc).__name__}: {exc}")
-                self.get_logger().error(f"detector error: {exc}", throttle_duration_sec=5.0)
+                self.log_throttled("detector_error", 5.0, f"detector error: {exc}", "error")
                 be.reset()
                 continue
             for det in detections:
