@@ -39,6 +39,13 @@ def latest_pid(probe, diags, fqn: str) -> int | None:
     return None
 
 
+def active_pid(probe, diags, fqn: str) -> int | None:
+    """The pid of the node's process if its latest /diagnostics say it is active."""
+    statuses = probe.diagnostics_of(diags, fqn)
+    vals = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+    return int(vals["pid"]) if vals.get("lifecycle") == "active" else None
+
+
 def start_up(args: list[str], env: dict, tmp_path: Path) -> subprocess.Popen:
     log = open(tmp_path / "up.log", "wb")
     return subprocess.Popen(["gamgin", "up", *args], env=env, stdout=log,
@@ -118,9 +125,7 @@ def test_a_crashed_stage_is_taken_over_by_the_standby_and_serves(probe, node_env
     log = lambda: (tmp_path / "up.log").read_text(errors="replace")  # noqa: E731
 
     def tts_pid() -> int | None:
-        statuses = probe.diagnostics_of(diags, "/gamgin/tts")
-        vals = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
-        return int(vals["pid"]) if vals.get("lifecycle") == "active" else None
+        return active_pid(probe, diags, "/gamgin/tts")
     try:
         assert testing.wait_for(lambda: tts_pid() and "standby: ready" in log(), 60), log()
         first = tts_pid()
@@ -159,9 +164,7 @@ def test_a_turn_lost_with_a_crashed_llm_is_answered_by_the_restarted_one(probe, 
     log = lambda: (tmp_path / "up.log").read_text(errors="replace")  # noqa: E731
 
     def llm_pid() -> int | None:
-        statuses = probe.diagnostics_of(diags, "/gamgin/llm")
-        vals = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
-        return int(vals["pid"]) if vals.get("lifecycle") == "active" else None
+        return active_pid(probe, diags, "/gamgin/llm")
     try:
         assert testing.wait_for(lambda: llm_pid() and "standby: ready" in log(), 120), log()
         pub = probe.publisher(Transcript, "/gamgin/transcript", qos.EVENTS)
