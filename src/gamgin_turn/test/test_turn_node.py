@@ -42,13 +42,14 @@ def test_turn_states_trace_and_interrupt(probe, node_env, tmp_path):
         end = Transcript(turn_id=11, text="turn on the light", is_final=True)
         end.speech_end.sec, end.speech_end.nanosec = divmod(now + 1_000_000_000, 1_000_000_000)
         pubs["transcript"].publish(stamp(end, now + 1_050_000_000))
+        # topics are not ordered with each other: keep the causal order a real graph has
+        # (tokens that overtake the wake belong to no turn yet, and the trace has no route)
+        assert testing.wait_for(lambda: (11, TurnState.THINKING) in
+                                [(s.turn_id, s.state) for s in states], 10), node.log()
         pubs["tokens"].publish(stamp(TokenChunk(turn_id=11, text="OK.", route="intent"),
                                      now + 1_100_000_000))
         pubs["tokens"].publish(stamp(TokenChunk(turn_id=11, seq=1, is_final=True,
                                                 finish_reason="stop"), now + 1_110_000_000))
-        # topics are not ordered with each other: keep the causal order a real graph has
-        assert testing.wait_for(lambda: (11, TurnState.THINKING) in
-                                [(s.turn_id, s.state) for s in states], 10), node.log()
         # ... and the reply's route is known before its audio (a sample sent right after
         # matching can wait for a DDS heartbeat; the node reports the route it saw)
         assert testing.wait_for(lambda: any(
