@@ -93,6 +93,9 @@ class LlmNode(StageNode):
         self._worker: threading.Thread | None = None
         self._last_load_try = 0.0
         self._warm_due = 0.0  # monotonic time to re-warm the prompt head (0 = not needed)
+        # when to forget devices seeded from the last run that no live state confirmed
+        self._confirm_due = 0.0
+        self._devices_file = data_dir() / "cache" / "llm" / "devices.json"
         for k, v in (("backend", self.backend_name), ("tool_mode", self.cfg.tool_mode),
                      ("fast_paths", ",".join(self.fast_paths) or "none"),
                      ("retriever", self.retriever_name or "off")):
@@ -122,6 +125,8 @@ class LlmNode(StageNode):
             from gamgin_llm.ros_tools import DeviceTools
 
             self.device_tools = DeviceTools(self, self.service_timeout_s)
+            if self.prefix_cache:  # the head the prefix cache holds names these devices
+                self.health.value("devices_seeded", self.device_tools.seed(self._devices_file))
             self.device_tools.register(registry)
             self.stage_subscription(DeviceState, "devices/state", self._on_device_state,
                                     qos.DEVICE_STATE)
@@ -184,25 +189,24 @@ class LlmNode(StageNode):
                 restored = d.backend.restore_prefix() if hasattr(d.backend, "restore_prefix") \
                     else 0
                 self.health.value("prefix_restored_tokens", restored)
-                self._warm()
-                if hasattr(d.backend, "save_prefix"):
-                    saved = d.backend.save_prefix()
-                    reused = d.backend.prefix_reused() if restored else 0
-                    self.get_logger().info(f"prompt head: {restored} tokens restored from the "
-                                           f"prefix cache, {reused} reused, {saved} saved")
+                saved = self._warm()
+                reused = d.backend.prefix_reused() if restored else 0
+                self.get_logger().info(f"prompt head: {restored} tokens restored from the "
+                                       f"prefix cache, {reused} reused, {saved} saved")
             self.health.ok(f"ready ({self.backend_name})")
         except BackendError as exc:
             d.backend_error = exc
             self.get_logger().error(f"LLM backend not usable: {exc}")
             self.health.error(f"LLM {exc.kind}: {exc}")
 
-    def _warm(self) -> None:
+    def _warm(self) -> int:
         """Fast paths, retriever and the real prompt head once, so the first turn is not
         the one that pays for lazy loading and a cold ~450-token prefill (measured 5.6 s
-        to first audio in the graph before this)."""
+        to first audio in the graph before this). The warmed head goes to the prefix cache
+        with the devices it names; returns the tokens saved."""
         d = self.dialogue
         if d is None:
-            return
+            return 0
         t0 = time.monotonic()
         # a remote server may be slow or stalled: only the in-process model is warmed
         steps = d.warm(prompt=self.backend_name == "llama_cpp")
@@ -210,6 +214,12 @@ class LlmNode(StageNode):
         self.health.value("warm_s", f"{time.monotonic() - t0:.2f}")
         self.get_logger().info("warm-up " + ", ".join(f"{k} {v:.0f} ms"
                                                       for k, v in steps.items()))
+        if not self.prefix_cache or d.backend_error is not None \
+                or not hasattr(d.backend, "save_prefix"):
+            return 0
+        if self.device_tools is not None:
+            self.device_tools.save(self._devices_file)
+        return d.backend.save_prefix()
 
     def activate_stage(self) -> None:
         self._jobs = queue.Queue()
@@ -265,6 +275,10 @@ class LlmNode(StageNode):
                 cur.cancel.set()
 
     def _on_device_state(self, msg: DeviceState) -> None:
+        if not self._confirm_due and self.device_tools is not None \
+                and not self.device_tools.confirmed():
+            # devices/state is latched: all devices arrive in a burst once matched
+            self._confirm_due = time.monotonic() + 3.0
         if (self.device_tools is not None and self.device_tools.on_state(msg)
                 and self.dialogue is not None):
             # new device: rebuild the schemas so the model (and its grammar) can name it
@@ -286,7 +300,14 @@ class LlmNode(StageNode):
             try:
                 job = self._jobs.get(timeout=0.25)
             except queue.Empty:
-                if (self.warmup and self._warm_due and time.monotonic() > self._warm_due
+                now = time.monotonic()
+                if self._confirm_due and now > self._confirm_due:
+                    self._confirm_due = 0.0
+                    if self.device_tools is not None and self.device_tools.drop_unconfirmed() \
+                            and self.dialogue is not None:
+                        self.device_tools.register(self.dialogue.tools)
+                        self._warm_due = now
+                if (self.warmup and self._warm_due and now > self._warm_due
                         and self.dialogue is not None):
                     self._warm()
                 continue

@@ -7,7 +7,9 @@ timeout, so a missing or stuck devices node gives the model an error result, nev
 from __future__ import annotations
 
 import json
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -37,23 +39,67 @@ class DeviceTools:
                                         callback_group=group)
         self.list = node.create_client(ListDevices, "devices/list", callback_group=group)
         self.devices: dict[str, dict[str, Any]] = {}  # id -> names, room, type, params
+        self._live: set[str] = set()  # ids confirmed by devices/state in this run
         self._lock = threading.Lock()
 
     def destroy(self) -> None:
         for c in (self.power, self.param, self.list):
             self.node.destroy_client(c)
 
+    # what the prompt head and the schemas are made of (not the live values)
+    _DESCRIBING = ("name_en", "name_zh", "aliases", "room", "type", "params")
+
     def on_state(self, msg: DeviceState) -> bool:
-        """Remember a device; True when the set of devices changed (schemas must be rebuilt)."""
+        """Remember a device; True when the set of devices or how one is described changed
+        (the schemas and the prompt head must then be rebuilt)."""
         d = msg.device
+        entry = {"name_en": d.name_en, "name_zh": d.name_zh, "aliases": list(d.aliases),
+                 "room": d.room, "type": d.type, "on": d.on,
+                 "params": [p.name for p in d.params],
+                 "values": {p.name: p.value for p in d.params}}
         with self._lock:
-            new = d.id not in self.devices
-            self.devices[d.id] = {"name_en": d.name_en, "name_zh": d.name_zh,
-                                  "aliases": list(d.aliases), "room": d.room,
-                                  "type": d.type, "on": d.on,
-                                  "params": [p.name for p in d.params],
-                                  "values": {p.name: p.value for p in d.params}}
-        return new
+            old = self.devices.get(d.id)
+            self.devices[d.id] = entry
+            self._live.add(d.id)
+        return old is None or any(old.get(k) != entry[k] for k in self._DESCRIBING)
+
+    def seed(self, path: Path) -> int:
+        """Devices as the last run knew them (``save``), so the first prompt head is the
+        one the prefix cache holds, before devices/state arrives (~1 s of discovery).
+        Live states replace them; ``drop_unconfirmed`` removes the ones gone since."""
+        try:
+            data = json.loads(path.read_text())
+            seeded = {str(i): {k: v[k] for k in self._DESCRIBING}
+                      for i, v in data.items() if isinstance(v, dict)}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return 0  # none yet, or unreadable: the live states will come
+        with self._lock:
+            for i, v in seeded.items():
+                self.devices.setdefault(i, {**v, "on": False, "values": {}})
+        return len(seeded)
+
+    def confirmed(self) -> int:
+        """How many devices devices/state confirmed in this run."""
+        with self._lock:
+            return len(self._live)
+
+    def drop_unconfirmed(self) -> bool:
+        """Forget seeded devices that no live state confirmed; True if any was dropped."""
+        with self._lock:
+            gone = [i for i in self.devices if i not in self._live]
+            for i in gone:
+                del self.devices[i]
+        return bool(gone)
+
+    def save(self, path: Path) -> None:
+        snap = {i: {k: v[k] for k in self._DESCRIBING} for i, v in self.snapshot().items()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(snap, ensure_ascii=False, sort_keys=True))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache: the next start only prefills once more
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """A copy of the devices seen, safe to read while devices/state keeps arriving."""

@@ -3,6 +3,8 @@ and a real devices service server process."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -114,3 +116,37 @@ def test_tool_call_reaches_a_real_ros_service(llm, probe, devices):
                                    and not s.device.on for s in probe.device_states), 5)
     assert changed, llm.log()[-2000:]
     assert "tool set_power" in llm.log()
+
+
+def test_a_restarted_node_restores_the_whole_head_with_its_devices(llm, env, devices, tmp_path):
+    """The head names the devices. A restart knows them from the last run, so it restores
+    the head as the last run warmed it (with devices) and needs no second prefill when the
+    live device list arrives: the first turn after a crash only evaluates its question."""
+    env = {**env, "GAMGIN_DATA": str(tmp_path)}
+    heads: list[tuple[int, int, int]] = []
+    for run in range(2):
+        (tmp_path / str(run)).mkdir()
+        node = NodeProcess("gamgin_llm", "llm_node", "llm", env, log_dir=str(tmp_path / str(run)),
+                           params={"temperature": 0.0, "idle_reset_s": 0.0})
+        node.start()
+        try:
+            assert wait_for(lambda n=node: "prompt head:" in n.log(), 90), node.log()
+            # the devices' latched states, then the 3 s in which unconfirmed ones are dropped
+            time.sleep(6.0)
+            log = node.log()
+        finally:
+            assert node.stop() == 0
+        line = next(x for x in log.splitlines() if "prompt head:" in x)
+        restored, reused, saved = (int(w) for w in re.findall(r"(\d+) (?:tokens restored|"
+                                                            r"reused|saved)", line))
+        heads.append((restored, reused, saved))
+        warmups = log.count("]: warm-up ")
+        if run == 0:  # nothing cached: the devices arrive after the first warm-up
+            assert restored == 0 and warmups == 2, log
+        else:  # the devices were known: one warm-up, from the restored head
+            assert warmups == 1, log
+    (_, _, first_saved), (restored, reused, saved) = heads
+    assert restored > first_saved, "the cache holds the head with the devices' names"
+    assert reused == restored == saved
+    assert json.loads((tmp_path / "cache" / "llm" / "devices.json").read_text()).keys() == {
+        "kitchen_light", "living_room_light", "bedroom_fan"}
