@@ -122,6 +122,21 @@ class Registry:
     devices: dict[str, DeviceSpec]
     rooms: dict[str, RoomSpec]
     source: str = ""
+    # the room the robot is in when nothing else says so ("" = unknown): a command that
+    # names no room means this one, as a Home Assistant satellite's area does. A
+    # navigation stack overrides it at run time (topic robot/room).
+    robot_room: str = ""
+
+    def room_id(self, text: str) -> str:
+        """The room a word means: an id, or a Chinese/English name or alias; "" if none."""
+        key = (text or "").strip().lower()
+        if not key:
+            return ""
+        for r in self.rooms.values():
+            if key in {r.id.lower(), r.name_zh, r.name_en.lower(), *r.aliases_zh,
+                       *(a.lower() for a in r.aliases_en)}:
+                return r.id
+        return ""
 
     def get(self, device_id: str) -> DeviceSpec:
         dev = self.devices.get(device_id)
@@ -218,7 +233,13 @@ def parse_registry(raw: object, source: str = "<dict>") -> Registry:
     unknown = confirm - set(devices)
     if unknown:
         raise RegistryError(f"{source}: require_confirmation names unknown {sorted(unknown)}")
-    return Registry(devices, rooms, source)
+    registry = Registry(devices, rooms, source)
+    said = str(raw.get("robot_room") or "").strip()
+    room = registry.room_id(said)
+    if said and not room:
+        raise RegistryError(f"{source}: robot_room {said!r} is not in 'rooms' "
+                            f"({', '.join(rooms) or 'none defined'}); \"\" = unknown")
+    return Registry(devices, rooms, source, room)
 
 
 def fmt_number(v: float) -> str:
