@@ -22,8 +22,8 @@ class DeviceFastPath:
 
     def handle(self, text: str, lang: str) -> FastAnswer | None:
         answer = self.intents.handle(text, lang, state=self.state())
-        if answer is None:
-            return None
+        if answer is None or answer.rest:
+            return None  # more than a device command in it: the dialogue takes it whole
         actions = self.tool_calls(answer)
         if actions is None:
             return None  # something our tools cannot express: let the LLM (and its tools) try

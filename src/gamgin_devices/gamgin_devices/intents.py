@@ -12,6 +12,12 @@ performs the returned ``DeviceAction``s through the devices/* services; ``None``
 "not a device command" (the LLM answers). Pass ``state`` ({device_id: {param: value}},
 e.g. from devices/list; the key "on" (1.0/0.0) is the power) so relative commands
 ("调高两度") come back as absolute values and "客厅灯开着吗" can be answered.
+
+The robot's room (``robot_room``) is the area of a command that names none, as a Home
+Assistant satellite's area is: HA's sentences that need an area from the context match,
+and "开灯" means this room's light. A sentence with two commands ("关掉风扇然后打开电视")
+gives both; with something else in it ("turn off the fan and tell me a joke") the device
+part is done and the other part comes back as ``rest`` for the dialogue to answer.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
-from hassil import Intents, recognize_best
+from hassil import Intents, recognize_all, recognize_best
 from hassil.intents import TextSlotList
 from hassil.util import merge_dict
 
@@ -46,17 +52,89 @@ LAYERS = ("ha", "gamgin")
 # does not match: a leading filler, a trailing courtesy -- and Whisper's favourite
 # hallucinations on the silence after speech ("Thank you.", "Thanks for watching!").
 _EDGE_WORDS = {
-    "en": (re.compile(r"^(?:(?:so|ok|okay|um|uh|hey|now|and|well|please)\b\s*)+"),
+    "en": (re.compile(r"^(?:(?:so|ok|okay|um+|uh+|er|hmm+|hey|hi|now|and|well|please|just|oh"
+                      r"|alright|right|kindly|(?:can|could|would|will) you|go ahead and"
+                      r"|i (?:want|need|would like) you to|i'd like you to)\b\s*)+"),
            re.compile(r"(?:\s*\b(?:thank you(?: very much)?|thanks(?: for watching)?|please"
-                      r"|now|right now))+$")),
-    "zh": (re.compile(r"^(?:嗯|呃|那个|好的|好|请|麻烦)+"),
-           re.compile(r"(?:谢谢你?|谢啦|好吗|好不好|吧|哦|啊|呀)+$")),
+                      r"|now|right now|for me|ok|okay|(?:would|will|can|could) you"
+                      r"|if you (?:can|could|don't mind)))+$")),
+    "zh": (re.compile(r"^(?:嗯+|呃+|额|啊|哎|诶|唉|那个|这个|好的|好|请|麻烦|帮忙|帮我|替我|给我"
+                      r"|你|您|能不能|能否|可不可以|可以|能|就|先|快)+"),
+           re.compile(r"(?:谢谢你?|谢啦|多谢|好吗|好不好|行吗|行不行|可以吗|成吗|吧|哦|啊|呀|呢|啦|嘛"
+                      r"|一下子?)+$")),
 }
+# The wake word or the robot's name in front of a command ("嗯，金坚，…", "hey Jinjian, …"),
+# with the fillers before it; "|" marks a clause boundary (punctuation).
+_WAKE_HEAD = {
+    "zh": r"^(?:(?:嗯+|呃+|哎|诶|嘿|喂|hey|hi|ok|okay)[\s|]*)*(?:(?:{words})[\s|]*)+",
+    "en": r"^(?:(?:hey|hi|hello|ok|okay|um+|uh+|so|oh|yo)[\s|]*)*(?:(?:{words})\b[\s|]*)+",
+}
+# a request asked as a question: "你可以把电视打开吗" / "能帮我开灯吗" is "把电视打开"
+_ASKED = {
+    "zh": re.compile(r"^(?:请)?(?:你|您)?(?:能不能|可不可以|可以|能否|可否|能)"
+                     r"(?:帮我|给我|帮忙|替我)?(.+?)(?:吗|么|嘛|呢)?$"),
+    "en": re.compile(r"^(?:would|do) you mind (turning|switching|setting|making|dimming|muting"
+                     r"|putting|lowering|raising|increasing|decreasing|brightening)\b(.*)$"),
+}
+_GERUND = {"turning": "turn", "switching": "switch", "setting": "set", "making": "make",
+           "dimming": "dim", "muting": "mute", "putting": "put", "lowering": "lower",
+           "raising": "raise", "increasing": "increase", "decreasing": "decrease",
+           "brightening": "brighten"}
+# how a question is asked: "all lights off" is a command, "are all lights off" a question
+_QUESTION = {
+    "zh": re.compile(r"吗|么|呢|没有?$|多少|几|是不是|有没有|开没开|关没关|什么|怎么|谁|哪"),
+    "en": re.compile(r"^(?:is|are|was|were|what|what's|whats|which|how|do|does|did|who|where"
+                     r"|when|why|can|could|will|would|should|has|have)\b"),
+}
+# "here" said out loud: the robot's room. Taken out of the sentence (a command that names no
+# room means the robot's room anyway) and remembered, so that with a known room nothing
+# elsewhere is picked.
+_HERE = {
+    "zh": re.compile(r"(?:这里|这儿|这边|这个房间|这间(?:房间|屋子|屋)|这屋|屋里|屋子里|房间里)"
+                     r"(?:的|面的)?"),
+    "en": re.compile(r"\s*\b(?:(?:in|over|right) here|here|(?:(?:in|of) )?(?:this|the) room)\b"),
+}
+# Where one command may end and the next begin; "|" is punctuation. Only tried when the
+# whole sentence is not a command; spans are joined back greedily (longest first), so "和"
+# in "暖和" or "and" inside a name costs a try, not a wrong split.
+_SEPARATORS = {
+    "zh": re.compile(r"(\||然后|接着|之后|并且|而且|同时|顺便|另外|还有|还要|以及|跟"
+                     r"|(?<![暖柔温缓平])和|再(?=[把将给帮打开关调放播告讲说来]))"),
+    "en": re.compile(r"(\||\b(?:and then|and also|and|then|also|after that|plus)\b)"),
+}
+# a part of a compound sentence with one of these in it may take back the command next to
+# it ("turn off the fan, no wait, ..."): such a sentence goes to the dialogue whole
+_NEGATION = {
+    "zh": re.compile(r"不要|别|不用|不是|算了|取消|等等|等一下|不对|先不"),
+    "en": re.compile(r"\b(?:no|not|don't|dont|do not|never|wait|cancel|nope|instead|rather)\b"),
+}
+# words without which a part of a sentence cannot be a device or music command (cheap
+# filter before hassil); device, room and kind names are added from the registry
+_KEYWORDS = {
+    "zh": "开关调设放播停暂亮暗热冷凉暖温度音量声静档风灯空调电视扇首歌曲乐全所有电器设备"
+          "高低大小快慢升降加减",
+    "en": r"\b(?:turn|switch|set|make|put|change|dim|brighten|mute|silence|raise|lower|increase"
+          r"|decrease|reduce|boost|crank|speed|slow|louder|quieter|softer|warmer|hotter|cooler"
+          r"|colder|brighter|dimmer|darker|faster|slower|up|down|on|off|play|pause|resume|stop"
+          r"|skip|next|previous|music|song|everything|cold|hot|warm|light|lights|lamp|fan|tv"
+          r"|volume|brightness|temperature|temp|ac|heater|speed|level|degrees?|percent)\b",
+}
+# the area hassil copies from the intent context into sentences that need one ("mute",
+# "turn the volume up"): "the robot's room", whether it is known or not
+HERE = "__here__"
 # HA intents that are not about devices or music: the dialogue node answers them
 _POWER = {"HassTurnOn": True, "HassTurnOff": False, "GamginTurnOn": True,
           "GamginTurnOff": False}
 _MUSIC = {"HassMediaPause": "pause", "HassMediaUnpause": "resume", "HassMediaNext": "next",
           "HassMediaPrevious": "previous"}
+_QUERIES = ("HassGetState", "HassClimateGetTemperature", "GamginGetValue")
+# the HA intents we act on; the others (timers, lists, vacuums, weather, ...) are not
+# loaded: they cost matching time on every sentence and their answer is "not ours" anyway
+_HA_USED = {*_POWER, *_MUSIC, *_QUERIES, "HassLightSet", "HassClimateSetTemperature",
+            "HassFanSetSpeed", "HassSetVolume", "HassSetVolumeRelative", "HassMediaPlayerMute",
+            "HassNevermind"}
+# what a unit word after a relative amount means when no parameter is named ("调高两度")
+_UNIT_PARAM = {"temperature": "temperature", "speed": "speed"}
 # the parameter an HA intent sets, and the entity carrying its value
 _HA_SET = {"HassLightSet": ("brightness", "brightness", "light"),
            "HassClimateSetTemperature": ("temperature", "temperature", "climate"),
@@ -94,7 +172,12 @@ class IntentAnswer:
     actions: tuple[DeviceAction, ...] = ()
     intent: str = ""  # matched intent, e.g. "HassTurnOn", "GamginSetRelative"
     layer: str = ""  # "ha" | "gamgin" | "context" (a reply to our question)
-    question: bool = False  # we asked back (which device? are you sure?); nothing to do yet
+    # we asked back (which device? are you sure?): the question's actions wait for the reply;
+    # ``actions`` are only those of the other commands in the same sentence
+    question: bool = False
+    # the part of the sentence that is not a device command ("tell me a joke" in "turn off
+    # the fan and tell me a joke"): the dialogue answers it after ``speech``; "" = none
+    rest: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,17 +193,19 @@ class _Pending:
 
 
 class _NeedsAnswer(Exception):
-    """Raised inside resolution to return an answer at once (question or refusal)."""
+    """Raised inside resolution to return an answer at once (question or refusal), with the
+    question's open state (kept only when the answer is really given, not in a dry run)."""
 
-    def __init__(self, answer: IntentAnswer) -> None:
+    def __init__(self, answer: IntentAnswer, pending: _Pending | None = None) -> None:
         super().__init__(answer.speech)
-        self.answer = answer
+        self.answer, self.pending = answer, pending
 
 
 class DeviceIntents:
     def __init__(self, registry: Registry | str | Path | None = None,
                  layers: tuple[str, ...] = LAYERS, sentences_dir: str | Path | None = None,
-                 pending_timeout_s: float = 30.0, warm: bool = True) -> None:
+                 pending_timeout_s: float = 30.0, warm: bool = True,
+                 robot_room: str | None = None) -> None:
         self.registry = (registry if isinstance(registry, Registry)
                          else load_registry(registry))
         self.layers = tuple(layers)
@@ -132,18 +217,37 @@ class DeviceIntents:
         self._lock = threading.Lock()
         self._pending: _Pending | None = None
         self.last_device: str = ""
+        # the room the robot is in ("" = unknown): registry default, set_robot_room at run time
+        self.robot_room: str = self.registry.robot_room
+        if robot_room is not None:
+            self.set_robot_room(robot_room)
         self._intents: dict[str, Intents] = {}
+        self._targets_only: dict[str, Intents] = {}  # "和卧室灯": a target with no verb
         self._slots: dict[str, dict] = {}
         for short, code in LANGS.items():
-            self._intents[short] = Intents.from_dict(self._sentence_data(code, sdir))
+            data = self._sentence_data(code, sdir)
+            target = data["intents"].pop("GamginTarget", None)
+            self._intents[short] = Intents.from_dict(data)
+            self._targets_only[short] = Intents.from_dict(
+                {"language": code, "lists": data.get("lists", {}),
+                 "expansion_rules": data.get("expansion_rules", {}),
+                 "intents": {"GamginTarget": target} if target else {}})
             self._slots[short] = self._slot_lists(short)
         self._t2s = _traditional_to_simplified()
-        self._wake = {lang: sorted(w["wake_words"], key=len, reverse=True)
+        self._wake = {lang: re.compile(_WAKE_HEAD[lang].format(words="|".join(
+                          re.escape(x) for x in sorted(w["wake_words"], key=len, reverse=True))))
                       for lang, w in self.words.items()}
+        self._keywords = {short: self._keyword_pattern(short) for short in LANGS}
         if warm:  # first matches build hassil's caches (~100 ms each): pay at start-up
             for short in LANGS:
                 for text in self.words[short].get("warm_up", ()):
                     self.handle(text, short, state={}, dry=True)
+
+    def set_robot_room(self, room: str) -> str:
+        """Where the robot is now (a room id, name or alias; "" = unknown). Returns the room
+        id used: an unknown room is taken as "unknown" rather than guessed."""
+        self.robot_room = self.registry.room_id(room)
+        return self.robot_room
 
     # ------------------------------------------------------------------ setup
     def _sentence_data(self, code: str, sdir: Path) -> dict:
@@ -152,12 +256,14 @@ class DeviceIntents:
         ha = home_assistant_intents.get_intents(code)
         if ha is None:
             raise ValueError(f"home-assistant-intents has no language {code!r}")
-        data = copy.deepcopy(ha) if "ha" in self.layers else {
-            k: copy.deepcopy(v) for k, v in ha.items() if k != "intents"}
-        data.setdefault("intents", {})
-        if "gamgin" in self.layers:
-            ours = yaml.safe_load((sdir / f"{code}.yaml").read_text(encoding="utf-8"))
-            merge_dict(data, ours)
+        data = {k: copy.deepcopy(v) for k, v in ha.items() if k != "intents"}
+        data["intents"] = {k: copy.deepcopy(v) for k, v in ha["intents"].items()
+                           if k in _HA_USED} if "ha" in self.layers else {}
+        ours = yaml.safe_load((sdir / f"{code}.yaml").read_text(encoding="utf-8"))
+        if "gamgin" not in self.layers:  # the bare-target rule is plumbing, not a layer
+            ours = {k: v for k, v in ours.items() if k != "intents"} | {
+                "intents": {"GamginTarget": ours["intents"]["GamginTarget"]}}
+        merge_dict(data, ours)
         return data
 
     def _slot_lists(self, lang: str) -> dict:
@@ -172,6 +278,15 @@ class DeviceIntents:
                 "area": TextSlotList.from_tuples(areas, allow_template=False),
                 "floor": TextSlotList.from_tuples([], allow_template=False)}
 
+    def _keyword_pattern(self, short: str) -> re.Pattern:
+        words = [w for d in self.registry.devices.values() for w in self._device_words(d, short)]
+        words += [w for w in self.words[short]["domains"].values()]
+        names = "|".join(re.escape(w.lower()) for w in sorted(set(words), key=len, reverse=True)
+                         if w)
+        if short == "zh":
+            return re.compile(f"[{_KEYWORDS['zh']}]|{names}")
+        return re.compile(f"{_KEYWORDS['en']}|\\b(?:{names})\\b")
+
     # ------------------------------------------------------------------ entry point
     def handle(self, text: str, lang: str, state: Mapping[str, Mapping[str, float]] | None = None,
                dry: bool = False) -> IntentAnswer | None:
@@ -180,68 +295,257 @@ class DeviceIntents:
         short = _short_lang(lang)
         if short is None or not text or not text.strip():
             return None
-        norm = self.normalize(text, short)
+        marked, here = self._normalize(text, short)
+        norm = self._unmark(marked, short)
         if not norm:
             return None
+        state = state or {}
         with self._lock:
             pending = self._pending
             if pending is not None and pending.expires < time.monotonic():
                 pending = self._pending = None
+        result, norm = self._match(norm, short)
+        if pending is not None and not dry:
+            follow = self._follow_up(pending, result, norm, short, state)
+            if follow is not None:
+                return follow
+        if result is not None and result.intent.name in _POWER and self._bare_target(norm, short):
+            result = None  # HA turns on "the fan" said alone: a name is not a command here
+        answer, question = None, None
+        if result is not None:
+            answer, question = self._resolve(result, short, state, here)
+            if answer is not None:
+                answer, question = self._hold(answer, short, question)
+        if answer is None:  # two commands, or a command and something else?
+            answer, question = self._compound(marked, short, state, here) or (None, None)
+        if answer is None:
+            return None
+        return self._commit(answer, question, dry)
+
+    def _recognize(self, norm: str, short: str, intents: Intents | None = None):
+        # the area a sentence that needs one takes from the context: the robot's room, known
+        # or not (resolved in _targets); HA's "mute", "turn up the volume" need it
+        kw = dict(slot_lists=self._slots[short], language=LANGS[short],
+                  intent_context={"area": {"value": HERE, "text": ""}})
+        result = recognize_best(norm, intents or self._intents[short], best_slot_name="name",
+                                **kw)
+        if (result is not None and result.intent.name in _QUERIES
+                and not _QUESTION[short].search(norm)):
+            # HA's "[are] all lights off" lets Whisper drop the "are": a sentence that is not
+            # asked as a question and is also a command ("all lights off") is the command
+            commands = [r for r in recognize_all(norm, intents or self._intents[short], **kw)
+                        if r.intent.name not in _QUERIES]
+            if commands:
+                result = max(commands, key=lambda r: r.text_chunks_matched)
+        return result
+
+    def _match(self, norm: str, short: str):
+        """(hassil result or None, the text that matched): the whole utterance, else without
+        the fillers and courtesies around it."""
         result = self._recognize(norm, short)
         if result is None:
             head, tail = _EDGE_WORDS[short]
-            core = tail.sub("", head.sub("", norm)).strip()
+            core = norm
+            asked = _ASKED[short].match(core)
+            if asked is not None:  # "你可以把电视打开吗", "would you mind turning on the fan"
+                core = (asked.group(1) if short == "zh"
+                        else _GERUND[asked.group(1)] + asked.group(2)).strip()
+            for _ in range(3):  # "嗯那个能不能帮我…吧谢谢": strip in turns
+                stripped = tail.sub("", head.sub("", core)).strip()
+                if stripped == core:
+                    break
+                core = stripped
             if core and core != norm:
                 result = self._recognize(core, short)
                 norm = core if result is not None else norm
-        if pending is not None and not dry:
-            follow = self._follow_up(pending, result, norm, short, state or {})
-            if follow is not None:
-                return follow
-        if result is None:
-            return None
+        return result, norm
+
+    def _resolve(self, result, short: str, state: Mapping, here: bool,
+                 ents: dict | None = None,
+                 prefer: str = "") -> tuple[IntentAnswer | None, _Pending | None]:
+        """What a match means: (answer, the question it leaves open) or (None, None).
+        ``prefer``: the device the sentence spoke of just before ("打开卧室灯，调到一半")."""
         try:
-            answer = self._answer(result, short, state or {}, dry)
+            return self._answer(result, short, state, here, ents, prefer), None
         except _NeedsAnswer as exc:
-            answer = exc.answer
-        if answer is None or dry:
+            return exc.answer, exc.pending
+
+    def _hold(self, answer: IntentAnswer, short: str,
+              question: _Pending | None) -> tuple[IntentAnswer, _Pending | None]:
+        """Actions on devices that need a spoken yes wait for it: the answer becomes the
+        question "确定要…吗？" and the actions are kept for the yes."""
+        confirm = [a.device_id for a in answer.actions if a.device_id in self.registry.devices
+                   and self.registry.devices[a.device_id].needs_confirmation]
+        if not confirm:
+            return answer, question
+        return (IntentAnswer(self._say(short, "confirm", action=self._describe(answer, short)),
+                             short, (), answer.intent, answer.layer, question=True,
+                             rest=answer.rest),
+                _Pending("confirm", time.monotonic() + self.pending_timeout_s, answer=answer))
+
+    def _commit(self, answer: IntentAnswer, question: _Pending | None,
+                dry: bool) -> IntentAnswer:
+        """Remember the device for "再调高一点" and the question left open (not in a dry run:
+        a benchmark or warm-up must not leave a question open)."""
+        if dry:
             return answer
-        return self._finish(answer, short)
-
-    def _recognize(self, norm: str, short: str):
-        return recognize_best(norm, self._intents[short], slot_lists=self._slots[short],
-                              language=LANGS[short], best_slot_name="name")
-
-    def _finish(self, answer: IntentAnswer, short: str) -> IntentAnswer:
-        """Remember the device for "再调高一点"; hold back actions that need a spoken yes."""
-        if answer.actions:
-            devs = [a.device_id for a in answer.actions if a.device_id]
-            if len(devs) == 1:
-                self.last_device = devs[0]
-            confirm = [d for d in devs if d in self.registry.devices
-                       and self.registry.devices[d].needs_confirmation]
-            if confirm:
-                with self._lock:
-                    self._pending = _Pending("confirm", time.monotonic() + self.pending_timeout_s,
-                                             answer=answer)
-                return IntentAnswer(self._say(short, "confirm",
-                                              action=self._describe(answer, short)),
-                                    short, (), answer.intent, answer.layer, question=True)
+        held = question.answer if question is not None and question.answer else None
+        devs = [a.device_id for a in (held or answer).actions if a.device_id]
+        if len(devs) == 1:
+            self.last_device = devs[0]
+        if question is not None:
+            question.expires = time.monotonic() + self.pending_timeout_s
+            with self._lock:
+                self._pending = question
         return answer
 
+    def _finish(self, answer: IntentAnswer, short: str) -> IntentAnswer:
+        """Hold back actions that need a spoken yes; remember the device and the question."""
+        return self._commit(*self._hold(answer, short, None), dry=False)
+
     def normalize(self, text: str, short: str) -> str:
+        return self._unmark(self._normalize(text, short)[0], short)
+
+    def _normalize(self, text: str, short: str) -> tuple[str, bool]:
+        """(the text as the sentences spell it, with "|" where punctuation ended a clause;
+        whether "here" was said). Traditional -> simplified, lower case, the wake word and
+        the fillers before it gone, "here" taken out."""
         text = self._t2s(text) if short == "zh" else text.lower()
-        text = text.strip()
-        for w in self._wake.get(short, ()):
-            if text.lower().startswith(w):
-                text = text[len(w):]
-                break
-        text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text)  # keep decimal points (26.5度)
+        text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text.strip())  # keep 26.5度
         if short == "zh":
-            text = re.sub(r"[\s，。！？、,.!?~：:；;“”\"']+", "", text)
-            return text.replace("\x00", ".")
-        text = re.sub(r"[,.!?;:\"“”]+", " ", text).replace("\x00", ".")
-        return re.sub(r"\s+", " ", text).strip()
+            text = re.sub(r"[\s、~：:“”\"'‘’·—\-]+", "", text)
+            text = re.sub(r"[，。！？；,.!?;…]+", "|", text)
+        else:
+            text = re.sub(r"[:\"“”]+", " ", text)
+            text = re.sub(r"\s*[,.!?;…]+\s*", " | ", text)
+            text = re.sub(r"\s+", " ", text)
+        text = text.replace("\x00", ".").strip(" |")
+        text = self._wake[short].sub("", text).strip(" |")
+        text, n = _HERE[short].subn("", text)
+        return text.strip(" |"), n > 0
+
+    @staticmethod
+    def _unmark(marked: str, short: str) -> str:
+        if short == "zh":
+            return marked.replace("|", "")
+        return re.sub(r"\s+", " ", marked.replace("|", " ")).strip()
+
+    # ------------------------------------------------------------------ two commands in one
+    def _compound(self, marked: str, short: str, state: Mapping,
+                  here: bool) -> tuple[IntentAnswer, _Pending | None] | None:
+        """"关掉风扇然后打开电视" -> both; "turn off the fan and tell me a joke" -> the fan,
+        with "tell me a joke" as ``rest``. The sentence is cut where clauses may end and the
+        longest pieces that are commands are taken from the left; a piece that is only a
+        device ("和卧室灯", "and the tv") shares the verb of the command next to it. Nothing
+        is done if no piece is a command, or if the rest may take a command back."""
+        parts = [p.strip() for p in _SEPARATORS[short].split(marked)]
+        segs, seps = parts[0::2], parts[1::2]
+        if len(segs) < 2 or len(segs) > 6 or not self._keywords[short].search(marked):
+            return None
+        glue = "" if short == "zh" else " "
+
+        def span(i: int, j: int) -> str:
+            out = segs[i]
+            for k in range(i, j):
+                sep = "" if seps[k] == "|" else seps[k]
+                out += glue + sep + glue + segs[k + 1]
+            return self._unmark(out, short)
+
+        clauses: list[list] = []  # [kind "cmd"|"rest", text, result, answer, question]
+        st = {k: dict(v) for k, v in state.items()}  # as the earlier commands leave it
+        i, n = 0, len(segs)
+        while i < n:
+            prefer = self._spoken_of(clauses)
+            for j in range(n - 1, i - 1, -1):
+                text = span(i, j)
+                if (i, j) == (0, n - 1) or not text or not self._keywords[short].search(text):
+                    continue
+                result, text = self._match(text, short)
+                if result is None or self._bare_target(text, short):
+                    continue  # "and the fan" shares a verb below; it is no "turn on" of its own
+                answer, question = self._resolve(result, short, st, here, prefer=prefer)
+                if answer is not None:
+                    clauses.append(["cmd", text, result, answer, question])
+                    _apply(st, answer.actions)
+                    i = j + 1
+                    break
+            else:
+                if segs[i]:
+                    clauses.append(["rest", self._unmark(segs[i], short), None, None, None])
+                i += 1
+        # "关掉电视和风扇", "把电视和风扇都关掉": a bare device next to a command shares its verb
+        for k, c in enumerate(clauses):
+            if c[0] != "rest":
+                continue
+            for nb in (k - 1, k + 1):
+                if 0 <= nb < len(clauses) and clauses[nb][0] == "cmd":
+                    shared = self._retarget(c[1], clauses[nb][2], short, st, here)
+                    if shared is not None:
+                        clauses[k] = ["cmd", c[1], clauses[nb][2], *shared]
+                        break
+        cmds = [c for c in clauses if c[0] == "cmd"]
+        rest_parts = [c[1] for c in clauses if c[0] == "rest"]
+        if not cmds or any(_NEGATION[short].search(r) for r in rest_parts):
+            return None
+        answers, question = [], None
+        for c in cmds:
+            answer, q = self._hold(c[3], short, c[4])
+            if answer.question:
+                if any(a.question for a in answers):
+                    continue  # one question at a time: the first one is asked
+                question = q
+            answers.append(answer)
+        # "太冷了，调高一点": the last change of a parameter is the one that counts
+        last = {(a.device_id, a.param): (k, m) for k, ans in enumerate(answers)
+                for m, a in enumerate(ans.actions) if a.kind == "param"}
+        actions = [a for k, ans in enumerate(answers) for m, a in enumerate(ans.actions)
+                   if a.kind != "param" or last[(a.device_id, a.param)] == (k, m)]
+        kept = [ans for k, ans in enumerate(answers)
+                if not ans.actions or any(x is a for a in ans.actions for x in actions)]
+        rest = self._rest(glue.join(rest_parts), short)
+        speech = (" " if short == "en" else "").join(
+            a.speech if k == 0 else _without_ack(a.speech, short) for k, a in enumerate(kept))
+        intents = list(dict.fromkeys(a.intent for a in kept if a.intent))
+        layers = sorted({a.layer for a in kept if a.layer})
+        return (IntentAnswer(speech, short, tuple(actions), "+".join(intents), "+".join(layers),
+                             question=any(a.question for a in kept), rest=rest), question)
+
+    @staticmethod
+    def _spoken_of(clauses: list[list]) -> str:
+        """The one device the last command of a sentence was about ("" if none or several)."""
+        for c in reversed(clauses):
+            if c[0] == "cmd":
+                devs = {a.device_id for a in c[3].actions if a.device_id}
+                return devs.pop() if len(devs) == 1 else ""
+        return ""
+
+    def _retarget(self, text: str, command, short: str, state: Mapping,
+                  here: bool) -> tuple[IntentAnswer, _Pending | None] | None:
+        """The command's intent applied to ``text`` if ``text`` only names a device."""
+        if command.intent.name in _QUERIES or "Music" in command.intent.name:
+            return None
+        target = self._recognize(text, short, self._targets_only[short])
+        if target is None:
+            return None
+        said = {k: v.value for k, v in target.entities.items()}
+        ents = {k: v.value for k, v in command.entities.items()
+                if k not in ("name", "area", "domain", "scope")}
+        if "name" not in said and "domain" not in said and "domain" in command.entities:
+            # "turn on the lights in the living room and the bedroom": the bedroom's lights
+            ents["domain"] = command.entities["domain"].value
+        ents.update(said)
+        answer, question = self._resolve(command, short, state, here, ents)
+        return (answer, question) if answer is not None else None
+
+    def _bare_target(self, text: str, short: str) -> bool:
+        return self._recognize(text, short, self._targets_only[short]) is not None
+
+    def _rest(self, text: str, short: str) -> str:
+        """What the dialogue still has to answer: without separators and courtesies."""
+        head, tail = _EDGE_WORDS[short]
+        text = re.sub(r"^(?:再|还|and|then|also)\s*", "", text.strip())
+        core = tail.sub("", head.sub("", text)).strip()
+        return text if core else ""
 
     # ------------------------------------------------------------------ conversation
     def _follow_up(self, pending: _Pending, result, norm: str, short: str,
@@ -301,10 +605,19 @@ class DeviceIntents:
         return [d.name_en, *d.aliases_en, room.name_en, *room.aliases_en]
 
     # ------------------------------------------------------------------ intents -> actions
-    def _answer(self, result, short: str, state: Mapping, dry: bool) -> IntentAnswer | None:
+    def _answer(self, result, short: str, state: Mapping, here: bool = False,
+                ents: dict | None = None, prefer: str = "") -> IntentAnswer | None:
+        """A hassil match as an answer; ``ents`` replaces its entities (a shared verb)."""
         name = result.intent.name
-        ents = {k: v.value for k, v in result.entities.items()}
-        meta = result.intent_metadata or {}
+        meta = {} if ents is not None else (result.intent_metadata or {})
+        ents = dict(ents) if ents is not None else {k: v.value
+                                                   for k, v in result.entities.items()}
+        if ents.get("area") == HERE:  # from the context: no room was named
+            del ents["area"]
+        if here:
+            ents["here"] = True
+        if prefer:
+            ents["prefer"] = prefer
         layer = "gamgin" if name.startswith("Gamgin") else "ha"
         scope_all = ents.get("scope") == "all" or str(meta.get("slot_combination", "")).endswith(
             "_all")
@@ -320,8 +633,10 @@ class DeviceIntents:
                 return done(self._say(short, "turn_on" if on else "turn_off", names=names),
                             [DeviceAction("power", d.id, on=on) for d in devs])
 
-            devs = self._targets(ents, short, None, scope_all, power, dry, plural_ok=True)
+            devs = self._targets(ents, short, None, scope_all, power, plural_ok=True)
             return power(devs)
+        if name == "HassMediaPlayerMute":  # "静音", "mute the tv": volume 0
+            name, ents = "GamginSetValue", {**ents, "param": "volume", "value": 0}
         if name in _HA_SET or name in ("GamginSetValue", "GamginSetFraction"):
             if name in _HA_SET:
                 param, key, domain = _HA_SET[name]
@@ -333,12 +648,14 @@ class DeviceIntents:
             else:
                 param = str(ents.get("param", ""))
                 value = float(ents["value"]) if "value" in ents else None
-                fraction = float(ents["fraction"]) if "fraction" in ents else None
+                fraction = _fraction(ents)
+                if value is None and fraction is None:
+                    return None  # "三分之五": not a part of anything
 
             def setter(devs: list[DeviceSpec], st: Mapping | None = None) -> IntentAnswer:
                 return self._set(devs, param, value, fraction, short, done, name)
 
-            return setter(self._targets(ents, short, param or None, scope_all, setter, dry))
+            return setter(self._targets(ents, short, param or None, scope_all, setter))
         if name in ("GamginSetRelative", "HassSetVolumeRelative"):
             if name == "HassSetVolumeRelative":
                 param = "volume"
@@ -348,7 +665,7 @@ class DeviceIntents:
                 else:
                     amount, sign = None, (1.0 if step == "up" else -1.0)
             else:
-                param = str(ents.get("param", ""))
+                param = str(ents.get("param", "") or _UNIT_PARAM.get(ents.get("unit", ""), ""))
                 amount = float(ents["amount"]) if "amount" in ents else None
                 sign = 1.0 if ents.get("direction") == "up" else -1.0
 
@@ -356,7 +673,7 @@ class DeviceIntents:
                 return self._relative(devs, param, amount, sign, short,
                                       state if st is None else st, done)
 
-            return relative(self._targets(ents, short, param or None, scope_all, relative, dry,
+            return relative(self._targets(ents, short, param or None, scope_all, relative,
                                           use_last=True))
         if name == "GamginMusicPlay":
             query = str(ents.get("query", "")).strip()
@@ -367,13 +684,13 @@ class DeviceIntents:
             cmd = _MUSIC.get(name) or str(ents.get("command", "stop"))
             return done(self._say(short, f"music_{cmd}"), [DeviceAction("music", "music",
                                                                          command=cmd)])
-        if name in ("HassGetState", "HassClimateGetTemperature", "GamginGetValue"):
-            return self._query(name, ents, short, state, dry, done)
+        if name in _QUERIES:
+            return self._query(name, ents, short, state, done)
         if name in ("GamginConfirm", "GamginDeny", "HassNevermind"):
             return None  # a yes/no with nothing pending is small talk, not a command
         return None  # timers, weather, ...: not ours
 
-    def _query(self, name: str, ents: dict, short: str, state: Mapping, dry: bool,
+    def _query(self, name: str, ents: dict, short: str, state: Mapping,
                done) -> IntentAnswer | None:
         """"客厅灯开着吗" / "what is the AC temperature": answered from ``state`` alone; without
         a known value there is nothing true to say here, so the LLM (with its tools) answers."""
@@ -407,20 +724,30 @@ class DeviceIntents:
         if "name" not in ents and not (ents.get("area") or ents.get("domain") or param):
             return None
         try:
-            devs = self._targets(ents, short, param, "name" not in ents, answer, dry,
+            devs = self._targets(ents, short, param, "name" not in ents, answer,
                                  plural_ok=True)
         except _NeedsAnswer:
             return None
         return answer(devs)
 
     def _targets(self, ents: dict, short: str, param: str | None, scope_all: bool,
-                 complete: Callable[..., IntentAnswer], dry: bool, plural_ok: bool = False,
+                 complete: Callable[..., IntentAnswer], plural_ok: bool = False,
                  use_last: bool = False) -> list[DeviceSpec]:
-        """The devices a command is about, or _NeedsAnswer (a question or "not found")."""
+        """The devices a command is about, or _NeedsAnswer (a question or "not found").
+        No room named: the robot's room first, as a Home Assistant satellite's area ("开灯"
+        -> this room's light); "这里"/"here" with a known room: only that room."""
         devices = list(self.registry.devices.values())
+        here = bool(ents.get("here")) and bool(self.robot_room) and not ents.get("area")
         if "name" in ents:
-            return [self.registry.devices[ents["name"]]]
+            dev = self.registry.devices[ents["name"]]
+            if here and dev.room != self.robot_room:  # "the tv in here", but it is elsewhere
+                what = self._what(short, self.robot_room, dev.domain, None)
+                raise _NeedsAnswer(IntentAnswer(self._say(short, "not_found", what=what),
+                                                short, (), "", "", question=False))
+            return [dev]
         area, domain = ents.get("area"), ents.get("domain")
+        if here:
+            area = self.robot_room
         cands = [d for d in devices if (not area or d.room == area)
                  and (not domain or d.domain == domain) and (not param or param in d.params)]
         if not cands:
@@ -432,17 +759,21 @@ class DeviceIntents:
             cands = owners or cands
         if len(cands) == 1 or scope_all or (plural_ok and area and domain):
             return cands
-        if use_last and self.last_device in {d.id for d in cands}:
-            return [self.registry.devices[self.last_device]]
+        for prefer in (ents.get("prefer", ""), self.last_device if use_last else ""):
+            if prefer and prefer in {d.id for d in cands}:  # the device just spoken of
+                return [self.registry.devices[prefer]]
+        if not area and self.robot_room:
+            local = [d for d in cands if d.room == self.robot_room]
+            if len(local) == 1 or (local and plural_ok and domain):
+                return local
+            cands = local or cands
         options = self._join([d.name(short) for d in cands], short, last_key="or")
         key = "ask_which" if domain else "ask_device"
         what = self.words[short]["domains"].get(domain, "") if domain else ""
-        if not dry:  # a benchmark or warm-up must not leave a question open
-            with self._lock:
-                self._pending = _Pending("clarify", time.monotonic() + self.pending_timeout_s,
-                                         candidates=cands, complete=complete)
         raise _NeedsAnswer(IntentAnswer(self._say(short, key, what=what, options=options),
-                                        short, (), "", "", question=True))
+                                        short, (), "", "", question=True),
+                           _Pending("clarify", time.monotonic() + self.pending_timeout_s,
+                                    candidates=cands, complete=complete))
 
     def _set(self, devs: list[DeviceSpec], param: str, value: float | None,
              fraction: float | None, short: str, done, intent: str) -> IntentAnswer:
@@ -545,6 +876,32 @@ class _Blank(dict):
 
     def __missing__(self, key: str) -> str:
         return ""
+
+
+def _apply(state: dict, actions) -> None:
+    """The state after ``actions`` (absolute param values only)."""
+    for a in actions:
+        if a.kind == "param" and a.value is not None:
+            state.setdefault(a.device_id, {})[a.param] = float(a.value)
+        elif a.kind == "power":
+            state.setdefault(a.device_id, {})["on"] = 1.0 if a.on else 0.0
+
+
+def _without_ack(speech: str, short: str) -> str:
+    """"好的，电视已打开。" -> "电视已打开。": one "OK" is enough for several commands."""
+    out = re.sub(r"^(?:好的，|OK, )", "", speech)
+    return out[:1].upper() + out[1:] if short == "en" else out
+
+
+def _fraction(ents: Mapping) -> float | None:
+    """一半 / 三成 / 四分之一 / "a quarter" as a part of the range; None if none was said."""
+    if "fraction" in ents:
+        return float(ents["fraction"])
+    if "tenths" in ents:
+        return float(ents["tenths"]) / 10.0
+    if "den" in ents and "num" in ents and 0 < float(ents["num"]) <= float(ents["den"]):
+        return float(ents["num"]) / float(ents["den"])
+    return None
 
 
 def _short_lang(lang: str) -> str | None:
