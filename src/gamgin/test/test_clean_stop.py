@@ -79,6 +79,34 @@ class Graph:
         return bool(statuses) and {kv.key: kv.value for kv in statuses[-1].values}.get(
             "lifecycle") == "active"
 
+    def settle(self, timeout: float = 60.0) -> float:
+        """Idle means idle: wait until the start-up work after activation is over (the LLM's
+        warm-up and its re-warm once the device list arrives use both cores for seconds,
+        the STT's warm-up decode, the built-in jokes' ingest), i.e. two 1 s windows in
+        which the graph uses under 0.9 s of CPU (steady listening takes ~0.5). Returns the
+        seconds waited."""
+        t0 = time.monotonic()
+        ps = [psutil.Process(p.proc.pid) for p in self.procs.values()]
+
+        def cpu() -> float:
+            total = 0.0
+            for x in ps:
+                try:
+                    t = x.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    pass
+            return total
+
+        quiet = 0
+        last = cpu()
+        while quiet < 2 and time.monotonic() - t0 < timeout:
+            time.sleep(1.0)
+            now = cpu()
+            quiet = quiet + 1 if now - last < 0.9 else 0
+            last = now
+        return time.monotonic() - t0
+
     def all_active(self) -> bool:
         return all(self._active(n) for n in self.procs)
 
@@ -159,6 +187,8 @@ def run_case(probe, node_env: dict, tmp_path: Path, sig: int, state: str) -> Non
         extra: list = []
         try:
             g.start()
+            if state == "idle":
+                print(f"settled {g.settle():.1f} s after the graph was active")
             extra = make_busy(g, probe, mic, tmp_path) if state == "busy" else []
             results = g.signal_each(sig)
         finally:

@@ -36,6 +36,9 @@ LANG_NAMES = {"zh": "Chinese (Mandarin, simplified characters)", "en": "English"
 @dataclass
 class DialogueConfig:
     system_prompt: str = "You are Jinjian, a playful robot dog. Answer in one short sentence."
+    # the persona in Mandarin, added to the head when the model speaks Mandarin: a small
+    # model keeps to Mandarin better with Mandarin instructions ("" = none)
+    system_prompt_zh: str = ""
     max_tokens: int = 96  # per completion; a spoken answer is short
     temperature: float = 0.3
     n_ctx: int = 2048  # the backend's context window, for the prompt budget
@@ -211,6 +214,8 @@ class Dialogue:
         spoken: list[str] = []
         timings: dict[str, float] = {}
         refused: list[dict] = []  # the model's calls the user's words did not ask for
+        fast_calls: list[dict] = []  # actions of a fast answer whose rest is answered next
+        partial = False  # a fast answer was spoken and its rest is being answered
 
         def ms() -> float:
             return round((time.monotonic() - t0) * 1000, 1)
@@ -225,6 +230,7 @@ class Dialogue:
         def done(route: str, finish: str, detail: str = "", **kw) -> TurnResult:
             if cancelled():
                 finish = "cancelled"
+            kw["tool_calls"] = fast_calls + kw.get("tool_calls", [])
             return TurnResult(text="".join(spoken), route=route, finish_reason=finish,
                               lang=lang, detail=detail, elapsed_s=time.monotonic() - t0,
                               timings=timings, refused_calls=list(refused), **kw)
@@ -238,6 +244,7 @@ class Dialogue:
             detail = f"transcript cut from {len(text)} to {self.config.max_input_chars} chars"
             self.log(detail)
             text = text[: self.config.max_input_chars]
+        heard = text  # what the memory keeps: ``text`` may become a fast answer's rest
 
         # 1. fast paths: no LLM needed
         for handler in self.fast_paths:
@@ -253,7 +260,20 @@ class Dialogue:
                     timings[f"fp_{type(handler).__name__}"] = round(spent, 1)
             if answer is not None:
                 timings["fast_paths"] = ms()
-                return self._fast(answer, text, lang, say, done)
+                if not answer.rest.strip():
+                    result = self._fast(answer, heard, lang, say, done, remember=not partial)
+                    if partial:
+                        self._remember(heard, "".join(spoken))
+                    return result
+                # "turn off the fan and tell me a joke": the action first, then the rest is
+                # answered by the paths after this one (later fast paths, knowledge, LLM)
+                first = self._fast(answer, heard, lang, say, done, remember=False)
+                if first.finish_reason != "stop":
+                    return first
+                fast_calls += first.tool_calls
+                partial, text = True, answer.rest.strip()
+                if lang != "zh":
+                    say(" ")
         timings["fast_paths"] = ms()
 
         # 2. a question about the owner's own life: their notes answer it, or nobody does
@@ -264,7 +284,7 @@ class Dialogue:
             passages = self._retrieve(text, lang, timings, ms)
             if not passages:
                 say(line("dont_know", lang))
-                self._remember(text, "".join(spoken))
+                self._remember(heard, "".join(spoken))
                 return done("knowledge", "stop", "no document answers this question about "
                                                  "the owner")
 
@@ -356,13 +376,13 @@ class Dialogue:
                 ask = next((v for _, v in verdicts if v.action == "ask"), None)
                 if ask is not None:  # the user wants a device action, but which device?
                     say(self._which(ask, lang))
-                    self._remember(text, "".join(spoken))
+                    self._remember(heard, "".join(spoken))
                     return done("fallback", "stop", f"asked back: {ask.reason}",
                                 tool_calls=calls, ttft_s=ttft, tokens=ntok)
                 run = [v.call for _, v in verdicts if v.action == "run" and v.call]
                 if not run:  # nothing asked for: the model answers the words instead
                     tools_on = False
-                    messages += self._refused_messages(call_list, native)
+                    messages = self._refused_messages(call_list, native, messages, lang)
                     continue
                 for call in run:
                     result = self.tools.execute(call)
@@ -385,13 +405,13 @@ class Dialogue:
                     reason = "unclear"
                 if calls:  # the action happened; confirm it plainly instead
                     say(self._confirm(calls[-1]["result"], lang))
-                    self._remember(text, "".join(spoken))
+                    self._remember(heard, "".join(spoken))
                     return done("llm", "stop", f"model reply replaced ({reason})",
                                 tool_calls=calls, ttft_s=ttft, tokens=ntok)
                 say(line(reason, lang))
                 return done("fallback", "stop", f"model reply replaced ({reason}): "
                             f"{gate.raw[:80]!r}", tool_calls=calls, ttft_s=ttft, tokens=ntok)
-            self._remember(text, "".join(spoken))
+            self._remember(heard, "".join(spoken))
             return done(route, finish, detail, tool_calls=calls, ttft_s=ttft, tokens=ntok)
         return done(route, "stop", detail, tool_calls=calls, ttft_s=ttft, tokens=ntok)
 
@@ -451,25 +471,31 @@ class Dialogue:
         return line("which_device", lang)
 
     @staticmethod
-    def _refused_messages(calls: list[ToolCall], native: bool) -> list[Message]:
-        """What the model sees after a call nobody asked for: nothing was done, answer the
-        words. No failure result: that is what made it apologise for a failed action."""
-        note = ("Nothing was done: the user did not ask to control anything. Reply to what "
-                "the user said in one short sentence, without JSON.")
+    def _refused_messages(calls: list[ToolCall], native: bool, messages: list[Message],
+                          lang: str) -> list[Message]:
+        """The conversation after a call nobody asked for: nothing was done, answer the
+        words. No failure result: that is what made it apologise for a failed action. In
+        prompt mode the invented call is left out and the question carries a short note in
+        the user's language (an English note after a Mandarin question was parroted by
+        Qwen2.5-0.5B: "The user did not ...")."""
+        note_en = ("Nothing was done: the user did not ask to control anything. Reply to what "
+                   "the user said in one short sentence, without JSON.")
         if native:
-            out: list[Message] = []
+            out = list(messages)
             for call in calls:
                 cid = call.id or f"call_{call.name}"
                 out += [{"role": "assistant", "content": None, "tool_calls": [
                     {"id": cid, "type": "function", "function": {
                         "name": call.name, "arguments": json.dumps(call.arguments)}}]},
                     {"role": "tool", "tool_call_id": cid,
-                     "content": json.dumps({"skipped": True, "message": note})}]
+                     "content": json.dumps({"skipped": True, "message": note_en})}]
             return out
-        call = calls[0]
-        return [{"role": "assistant", "content": json.dumps(
-                    {"tool": call.name, "arguments": call.arguments}, ensure_ascii=False)},
-                {"role": "user", "content": note}]
+        note = ("（这不是让你控制设备，直接用一两句话回答。）" if lang == "zh"
+                else "(Not a request to control anything: just answer in a sentence or two.)")
+        out = list(messages)
+        last = next(i for i in range(len(out) - 1, -1, -1) if out[i]["role"] == "user")
+        out[last] = {"role": "user", "content": f"{out[last]['content']}\n{note}"}
+        return out
 
     def _knowledge_reply(self, text: str, lang: str, passages: list[Passage], draft: str,
                          gate: ReplyGate, say: Callable[[str], None],
@@ -504,7 +530,7 @@ class Dialogue:
         return done("knowledge", "stop", f"extractive answer ({why}): {draft[:80]!r}", **kw)
 
     def _fast(self, answer: FastAnswer, text: str, lang: str, say: Callable[[str], None],
-              done: Callable[..., TurnResult]) -> TurnResult:
+              done: Callable[..., TurnResult], remember: bool = True) -> TurnResult:
         calls = []
         for call in answer.actions:
             result = self.tools.execute(call) if call.name in self.tools else {
@@ -516,21 +542,36 @@ class Dialogue:
                 return done(answer.route, "error", f"action {call.name} failed",
                             tool_calls=calls)
         say(answer.text)
-        self._remember(text, answer.text)
+        if remember:
+            self._remember(text, answer.text)
         return done(answer.route, "stop", tool_calls=calls)
 
     def prompt_head(self, lang: str, prompt_tools: bool) -> list[Message]:
-        """The messages every turn in ``lang`` starts with (persona, language, tools,
-        few-shot). They stay byte-identical from turn to turn, so llama.cpp reuses their
-        KV cache and only the memory and the new question are evaluated (a cold head is
-        ~450 tokens: 1-6 s of prefill on 2 busy cores); whatever varies per turn
-        (retrieved passages, memory) comes after them."""
+        """The messages every turn starts with (persona, language rule, tools, few-shot).
+        They are the same for every turn *and every language*, so llama.cpp reuses their KV
+        cache and only the memory and the new question are evaluated (a cold head is ~450
+        tokens: 1-6 s of prefill on 2 busy cores, ~7 s for Qwen2.5-0.5B; a head per
+        language would pay that at every switch of language); whatever varies per turn
+        (retrieved passages, memory) comes after them. ``lang`` only picks the persona for
+        a model that speaks one language."""
+        langs = [x for x in self.config.model_languages if x in LANG_NAMES] or [lang]
         system = self.config.system_prompt.strip()
-        system += f"\nThe user speaks {LANG_NAMES[lang]}. Answer only in {LANG_NAMES[lang]}."
+        if "zh" in langs and self.config.system_prompt_zh.strip():
+            system += "\n" + self.config.system_prompt_zh.strip()
+        if len(langs) > 1:
+            system += ("\nAnswer in the language of the user's last message: "
+                       + "; ".join(f"{LANG_NAMES[x]} for {LANG_NAMES[x]}" for x in langs)
+                       + "." + ("用户说中文就用简体中文回答。" if "zh" in langs else ""))
+        else:
+            system += f"\nThe user speaks {LANG_NAMES[langs[0]]}. Answer only in " \
+                      f"{LANG_NAMES[langs[0]]}."
         shots: list[Message] = []
         if prompt_tools:
             system += "\n" + self.tools.prompt_section(self.tool_context())
-            shots = self.tools.few_shot(self.config.few_shot)
+            chats = [("How are you?", "Woof! I feel great today.")]
+            if "zh" in langs:  # a plain Mandarin exchange: chat is answered, not a tool call
+                chats.append(("你今天开心吗？", "汪！开心，能陪着你就很开心。"))
+            shots = self.tools.few_shot(self.config.few_shot, chats=tuple(chats))
         return [{"role": "system", "content": system}, *shots]
 
     def uses_prompt_tools(self) -> bool:

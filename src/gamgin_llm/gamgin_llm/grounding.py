@@ -193,13 +193,35 @@ def check_music_call(call: ToolCall, text: str) -> Verdict:
     return Verdict("drop", f"{call.name}: the user's words say nothing about music")
 
 
+_DEVICE_WORDS = re.compile(r"\b(?:devices?|appliances?|switched|turned)\b|"
+                           r"设备|电器|家电|开着|关着")
+
+
+def check_read_call(call: ToolCall, text: str, devices: Devices) -> Verdict:
+    """A device *read* (list_devices) only for words about the home's devices: Qwen2.5-0.5B
+    called it for "今天晚上吃什么好呢？" and then had nothing to say about food."""
+    low = text.lower()
+    if mentions_device(text, devices) or _DEVICE_WORDS.search(low) or any(
+            words_say_param(low, p) for p in _PARAM_WORDS):
+        return Verdict("run", "devices named", call=call)
+    return Verdict("drop", f"{call.name}: the user's words are not about devices")
+
+
+def words_say_param(low: str, param: str) -> bool:
+    return any(w in low for w in _PARAM_WORDS.get(param, ()) if is_cjk(w[0])) or any(
+        re.search(rf"\b{re.escape(w)}\b", low) for w in _PARAM_WORDS.get(param, ())
+        if not is_cjk(w[0]))
+
+
 def check_call(call: ToolCall, acts: str, text: str, devices: Devices) -> Verdict:
     """The verdict for a model's tool call; ``acts`` is what the tool moves ("device",
-    "music"; "" = it only reads, always allowed)."""
+    "music"), or reads ("device_read"); "" = a read with no such check."""
     if acts == "device":
         return check_device_call(call, text, devices)
     if acts == "music":
         return check_music_call(call, text)
+    if acts == "device_read":
+        return check_read_call(call, text, devices)
     return Verdict("run", "read-only tool", call=call)
 
 

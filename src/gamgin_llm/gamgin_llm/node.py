@@ -29,6 +29,9 @@ from gamgin_llm.tools import ToolRegistry
 
 DEFAULT_PROMPT = ("You are Jinjian (金坚), a playful robot dog who lives with a family. "
                   "Answer in one or two short, friendly sentences of plain words.")
+# 少点废话: one or two short spoken sentences, no lists, no markdown, no emoji
+DEFAULT_PROMPT_ZH = ("你是金坚，一只和主人一家住在一起的机器狗，活泼、友好。"
+                     "回答要简短：一两句口语化的短句，不要列表，不要表情符号，少点废话。")
 
 
 @dataclass
@@ -44,7 +47,7 @@ class LlmNode(StageNode):
         super().__init__("llm")
         p = self.declare_parameter
         self.backend_name = str(p("backend", "llama_cpp").value)
-        self.model_path = str(p("model_path", "smollm2-135m-instruct.gguf").value)
+        self.model_path = str(p("model_path", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf").value)
         self.n_ctx = int(p("n_ctx", 2048).value)
         self.n_threads = int(p("n_threads", 2).value)
         self.n_gpu_layers = int(p("n_gpu_layers", 0).value)
@@ -59,6 +62,7 @@ class LlmNode(StageNode):
         self.tool_choice = str(p("tool_choice", "auto").value)  # native mode: auto | required
         self.cfg = DialogueConfig(
             system_prompt=str(p("system_prompt", DEFAULT_PROMPT).value),
+            system_prompt_zh=str(p("system_prompt_zh", DEFAULT_PROMPT_ZH).value),
             max_tokens=int(p("max_tokens", 96).value),
             temperature=float(p("temperature", 0.3).value),
             n_ctx=self.n_ctx,

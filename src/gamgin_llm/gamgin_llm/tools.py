@@ -74,15 +74,18 @@ class ToolRegistry:
         return "\n".join(lines)
 
     def few_shot(self, limit: int = 2,
-                 chat: tuple[str, str] = ("How are you?", "Woof! I feel great today.")
+                 chats: tuple[tuple[str, str], ...] = (("How are you?",
+                                                         "Woof! I feel great today."),)
                  ) -> list[dict[str, str]]:
         """Example exchanges (user -> JSON call) that small models copy far better than rules,
-        plus one plain exchange so that not every question becomes a tool call."""
-        shots: list[dict[str, str]] = [{"role": "user", "content": chat[0]},
-                                       {"role": "assistant", "content": chat[1]}]
+        plus plain exchanges (one per language spoken) so that not every question becomes a
+        tool call."""
+        shots: list[dict[str, str]] = []
+        for said, reply in chats:
+            shots += [{"role": "user", "content": said}, {"role": "assistant", "content": reply}]
         for t in self.tools.values():
             for said, args in t.examples:
-                if len(shots) >= 2 * (limit + 1):
+                if len(shots) >= 2 * (limit + len(chats)):
                     return shots
                 shots.append({"role": "user", "content": said})
                 shots.append({"role": "assistant",
@@ -154,7 +157,7 @@ def register_device_tools(registry: ToolRegistry,
         "list_devices", "list the devices and their state, optionally in one room",
         {"type": "object", "additionalProperties": False,
          "properties": {"room": {"type": "string"}}},
-        list_devices, acts=""))
+        list_devices, acts="device_read"))
     registry.register(Tool(
         "set_param", "set a device parameter such as brightness, temperature or volume",
         {"type": "object", "additionalProperties": False,

@@ -74,6 +74,7 @@ class Setup:
     language: str = "forced"  # "forced": the item's language; else a RecognizerConfig value
     initial_prompt: str = ""
     hotwords: str = "金坚"  # the node's default; applied to zh decodes only
+    home_language: str = "zh"  # the node's default (language auto only)
     speculative: bool = True
     langs: tuple[str, ...] = ("en", "zh")
 
@@ -84,6 +85,7 @@ SETUPS = [
     Setup("ct2 int8 b5", beam_size=5),
     Setup("ct2 float32 b1", compute_type="float32"),
     Setup("ct2 int8 b1 auto-lang", language="auto"),
+    Setup("ct2 int8 b1 auto-lang no-home", language="auto", home_language=""),
     Setup("ct2 int8 b1 no-hotwords", hotwords="", langs=("zh",)),
     Setup("ct2 int8 b1 zh-prompt", initial_prompt=ZH_PROMPT, hotwords="", langs=("zh",)),
     Setup("faster-whisper int8 b1", backend="faster_whisper"),
@@ -140,6 +142,7 @@ def run_setup(setup: Setup, items: list[Item], vad_path: Path, model: str) -> li
             model=model, compute_type=setup.compute_type, beam_size=setup.beam_size,
             language=lang if setup.language == "forced" else setup.language,
             initial_prompt=setup.initial_prompt, hotwords=setup.hotwords,
+            home_language=setup.home_language,
         )
         t0 = time.perf_counter()
         rec = load_recognizer(setup.backend, cfg)

@@ -45,6 +45,8 @@ class SttNode(StageNode):
             min_tail_pad_s=float(p("min_tail_pad_s", 1.5).value),
             language_prior=float(p("language_prior", 2.0).value),
             language_decisive=float(p("language_decisive", 10.0).value),
+            home_language=str(p("home_language", "zh").value),
+            home_language_prior=float(p("home_language_prior", 3.0).value),
         )
         self.vad_model = str(p("vad_model", "silero_vad.onnx").value)
         self.vad_cfg = VadConfig(

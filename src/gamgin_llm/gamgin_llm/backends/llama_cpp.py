@@ -37,7 +37,9 @@ class LlamaCppBackend:
         p = self.model_path
         if not p.is_file():
             raise BackendError("model", f"GGUF model not found: {p} (set model_path to a .gguf "
-                                        "file; the packaged one is smollm2-135m-instruct.gguf)")
+                                        "file; scripts/setup puts the packaged ones in models/: "
+                                        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf, "
+                                        "smollm2-135m-instruct.gguf)")
         with open(p, "rb") as f:
             if f.read(4) != b"GGUF":
                 raise BackendError("model", f"{p} is not a GGUF file (corrupt or wrong format); "

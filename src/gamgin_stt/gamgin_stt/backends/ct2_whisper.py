@@ -122,11 +122,14 @@ class Ct2Whisper:
         )
 
     def _detect(self, enc) -> dict[str, float]:
-        """Whisper's probabilities of the allowed languages, the last final's language
-        weighted by ``language_prior`` (people rarely switch language between turns)."""
+        """Whisper's probabilities of the allowed languages, the household's language
+        weighted by ``home_language_prior`` and the last final's by ``language_prior``
+        (people rarely switch language between turns)."""
         probs = dict(self.model.detect_language(enc)[0])
         codes = list(self.cfg.languages) or [t[2:-2] for t in probs]
         out = {c: max(probs.get(f"<|{c}|>", 0.0), 1e-6) for c in codes}
+        if self.cfg.home_language in out:
+            out[self.cfg.home_language] *= self.cfg.home_language_prior
         if self.prior_language in out:
             out[self.prior_language] *= self.cfg.language_prior
         return out
