@@ -8,7 +8,10 @@ A fast-path handler is any object with ``handle(text, lang) -> FastAnswer | None
 built from a dotted name ``"package.module:Factory"``; the factory is called with no
 arguments, or with a ``HandlerContext`` if it takes one. A handler that returns a
 ``FastAnswer`` answers the turn without the LLM: its ``actions`` (tool calls such as
-``set_power``) run through the tool registry, then ``text`` is spoken.
+``set_power``) run through the tool registry, then ``text`` is spoken. A ``rest`` on it is
+the part of the utterance the handler did not take ("tell me a joke" in "turn off the fan
+and tell me a joke"): the dialogue then answers it with the paths after that handler (later
+fast paths, knowledge, the LLM) and the reply carries both.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class FastAnswer:
     failure_text: str = ""  # spoken if an action fails ("" = a generic line with the reason)
     best_effort: bool = False  # True: speak ``text`` even if an action fails
     stop_speaking: bool = False  # the user asked for silence (the new turn already cut speech)
+    rest: str = ""  # the part of the utterance still to answer after ``text`` ("" = none)
 
 
 @runtime_checkable
@@ -65,13 +69,16 @@ class CheckingRetriever(Retriever, Protocol):
 
 @dataclass
 class HandlerContext:
-    """What a plugged-in handler may use: the tool names it can put in ``actions`` and the
+    """What a plugged-in handler may use: the tool names it can put in ``actions``, the
     known devices, refreshed as devices/state arrives: id -> {"name_en", "name_zh", "room",
-    "type", "on", "params" (names), "values" (name -> current value)}."""
+    "type", "on", "params" (names), "values" (name -> current value)}, and the robot's room."""
 
     tools: list[str] = field(default_factory=list)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # where the robot is, as the latched topic robot/room last said (a room id or name;
+    # "" = unknown); None = nothing heard, a handler keeps its configured default
+    robot_room: str | None = None
 
 
 def load_object(dotted: str, context: HandlerContext | None = None, **kwargs: Any) -> Any:

@@ -329,6 +329,85 @@ def test_fast_path_runs_actions_then_speaks():
     assert r.route == "error" and out[-1] == LINES["model"]["zh"]
 
 
+class _Compound:
+    """A device fast path that takes the command and leaves the rest (as gamgin_devices does
+    with "turn off the fan and tell me a joke")."""
+
+    def __init__(self, rest: str, ok: bool = True):
+        self.rest, self.ok, self.seen = rest, ok, []
+
+    def handle(self, text, lang):
+        self.seen.append(text)
+        if "fan" not in text and "灯" not in text:
+            return None
+        if "灯" in text:
+            return FastAnswer("好的，灯关了。", [ToolCall("set_power", {"device_id": "light",
+                                                                  "on": False})],
+                              rest=self.rest)
+        return FastAnswer("OK, fan off.", [ToolCall("set_power", {"device_id": "fan",
+                                                                "on": False})], rest=self.rest)
+
+
+class _Jokes:
+    def handle(self, text, lang):
+        if "笑话" in text or "joke" in text:
+            return FastAnswer("从前有只狗。" if lang == "zh" else "Woof woof.", route="knowledge")
+        return None
+
+
+def test_fast_answer_rest_is_answered_by_the_paths_after_it():
+    log: list = []
+    device = _Compound("给我讲个笑话")
+    memory = ConversationMemory(1000, 0, len)
+    d = Dialogue(None, DialogueConfig(), memory, _registry(log), [device, _Jokes()],
+                 log=lambda s: None)
+    out: list[str] = []
+    r = d.respond("把灯关了，再给我讲个笑话", "", lambda: False, out.append)
+    assert log == [{"device_id": "light", "on": False}]  # the action is never lost
+    assert out == ["好的，灯关了。", "从前有只狗。"] and r.text == "好的，灯关了。从前有只狗。"
+    assert r.route == "knowledge" and r.finish_reason == "stop"
+    assert [c["name"] for c in r.tool_calls] == ["set_power"]
+    assert device.seen == ["把灯关了，再给我讲个笑话"]  # the rest goes on, not back
+    assert memory.messages()[-2:] == [
+        {"role": "user", "content": "把灯关了，再给我讲个笑话"},
+        {"role": "assistant", "content": "好的，灯关了。从前有只狗。"}]
+
+
+def test_fast_answer_rest_reaches_the_llm_path():
+    log: list = []
+    d = Dialogue(None, DialogueConfig(), ConversationMemory(100, 0, len), _registry(log),
+                 [_Compound("what is the capital of france")], log=lambda s: None)
+    out: list[str] = []
+    r = d.respond("turn off the fan and what is the capital of france", "en", lambda: False,
+                  out.append)
+    # the fan is off and said so; then the rest takes the LLM path (here: no backend)
+    assert log == [{"device_id": "fan", "on": False}]
+    assert out == ["OK, fan off.", " ", LINES["model"]["en"]]
+    assert r.route == "error" and [c["name"] for c in r.tool_calls] == ["set_power"]
+
+
+def test_fast_answer_rest_is_dropped_when_the_action_fails():
+    failing = ToolRegistry()
+    failing.register(Tool("set_power", "switch", {"type": "object", "properties": {}},
+                          lambda a: {"ok": False, "message": "broker down"}))
+    d = Dialogue(None, DialogueConfig(), ConversationMemory(100, 0, len), failing,
+                 [_Compound("tell me a joke"), _Jokes()], log=lambda s: None)
+    out: list[str] = []
+    r = d.respond("turn off the fan and tell me a joke", "en", lambda: False, out.append)
+    assert r.finish_reason == "error" and "broker down" in r.text and "Woof" not in r.text
+
+
+def test_real_model_answers_the_rest_after_the_device_action(backend):
+    log: list = []
+    d = _dialogue(backend, tools=_registry(log), fast_paths=[_Compound("tell me a short joke")],
+                  cfg={"model_languages": ("en",)})
+    out: list[str] = []
+    r = d.respond("Turn off the fan and tell me a short joke", "en", lambda: False, out.append)
+    assert log == [{"device_id": "fan", "on": False}], r
+    assert out[:2] == ["OK, fan off.", " "] and len(r.text) > len("OK, fan off. "), r
+    assert r.route == "llm" and r.tool_calls[0]["name"] == "set_power"
+
+
 def test_missing_and_corrupt_model_speak(tmp_path):
     for path in (tmp_path / "missing.gguf", tmp_path / "corrupt.gguf"):
         if path.name == "corrupt.gguf":
