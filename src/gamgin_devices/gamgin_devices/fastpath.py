@@ -3,7 +3,11 @@
 
 It turns an ``IntentAnswer`` into gamgin_llm's ``FastAnswer`` whose actions are calls of
 the dialogue node's tools (set_power, set_param, play_music, stop_music), so the device
-services are called by the node that owns the turn. Pure Python, no rclpy.
+services are called by the node that owns the turn. A sentence with more than a device
+command in it ("turn off the fan and tell me a joke") comes back with the rest of the
+sentence as ``FastAnswer.rest``: the dialogue answers that part with its other paths. The
+robot's room is the context's ``robot_room`` (topic robot/room) once the node heard one,
+else ``robot_room`` in config/devices.yaml. Pure Python, no rclpy.
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ from gamgin_llm.router import FastAnswer
 
 class DeviceFastPath:
     def __init__(self, context: Any = None, registry_file: str = "") -> None:
-        self.context = context  # gamgin_llm.router.HandlerContext: tools, devices seen
+        self.context = context  # gamgin_llm.router.HandlerContext: tools, devices seen, room
         self.intents = DeviceIntents(registry_file or None)
+        self._room_heard: str | None = None
 
     def handle(self, text: str, lang: str) -> FastAnswer | None:
+        room = getattr(self.context, "robot_room", None)
+        if room is not None and room != self._room_heard:  # robot/room said where we are
+            self._room_heard = room
+            self.intents.set_robot_room(room)
         answer = self.intents.handle(text, lang, state=self.state())
-        if answer is None or answer.rest:
-            return None  # more than a device command in it: the dialogue takes it whole
+        if answer is None:
+            return None
         actions = self.tool_calls(answer)
         if actions is None:
             return None  # something our tools cannot express: let the LLM (and its tools) try
-        return FastAnswer(text=answer.speech, actions=actions, route="intent")
+        return FastAnswer(text=answer.speech, actions=actions, route="intent", rest=answer.rest)
 
     def state(self) -> dict[str, dict[str, float]] | None:
         """Current parameter values from the context's devices (as devices/state reported
