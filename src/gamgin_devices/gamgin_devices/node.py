@@ -1,5 +1,7 @@
 """devices node: the appliance registry as ROS services, state changes on devices/state,
-and typed/spoken commands on devices/command understood locally (intents.py)."""
+and typed/spoken commands on devices/command understood locally (intents.py). The robot's
+room (a command that names no room means it) is ``robot_room`` in config/devices.yaml until
+the latched topic robot/room says otherwise."""
 
 from __future__ import annotations
 
@@ -67,6 +69,9 @@ class DevicesNode(StageNode):
         self.stage_service(SetPower, "devices/set_power", self._on_set_power)
         self.stage_service(SetDeviceParam, "devices/set_param", self._on_set_param)
         self.stage_subscription(Transcript, self.command_topic, self._on_command, qos.EVENTS)
+        # latched: a navigation stack publishes where the robot is; "" = unknown
+        self.stage_subscription(String, "robot/room", self._on_robot_room, qos.STATE)
+        self.health.value("robot_room", self.intents.robot_room or "unknown")
         for spec, _ in self.controller.devices():  # latch the current state of every device
             self._on_change(spec.id, "startup", "backend")
         self.health.value("devices", len(registry.devices))
@@ -122,8 +127,19 @@ class DevicesNode(StageNode):
         music = self._music if self.music_pub.get_subscription_count() > 0 else None
         speech = execute(answer, self.controller, self.intents, music, origin="voice")
         self.health.count("voice_commands")
-        self.get_logger().info(f"{msg.text!r} -> {answer.intent}: {speech}")
+        self.get_logger().info(f"{msg.text!r} -> {answer.intent}: {speech}"
+                               + (f" (not for us: {answer.rest!r})" if answer.rest else ""))
         self._reply(msg.turn_id, speech, "stop", "intent")
+
+    def _on_robot_room(self, msg: String) -> None:
+        if self.intents is None:
+            return
+        said = msg.data.strip()
+        room = self.intents.set_robot_room(said)
+        if said and not room:
+            self.get_logger().warning(f"robot/room {said!r} is no room of the registry: "
+                                      "the robot's room is unknown")
+        self.health.value("robot_room", room or "unknown")
 
     def _music(self, command: str, query: str) -> None:
         self.music_pub.publish(String(data=json.dumps({"command": command, "query": query},

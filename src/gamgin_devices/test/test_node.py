@@ -181,3 +181,57 @@ def test_unreachable_broker_reports_error_and_node_stays_up(node_env, client, tm
         assert node.alive(), node.log()
     finally:
         node.stop()
+
+
+def test_robot_room_topic_steers_typed_and_spoken_commands(node_env, client, probe, tmp_path):
+    """robot/room (latched, as a navigation stack publishes it) reaches both nodes that
+    understand commands: the devices node (devices/command) and the llm node, whose device
+    fast path turns "关灯" into the robot's room's light, and answers the rest of a
+    compound sentence on its other paths."""
+    from gamgin_llm.testing import MODEL
+
+    room_pub = probe.publisher(String, f"{NS}/robot/room", qos.STATE)
+    room_pub.publish(String(data="bedroom"))  # before the nodes start: latched
+    tokens = probe.collect(TokenChunk, f"{NS}/tokens", qos.TOKENS)
+    talk = probe.publisher(Transcript, f"{NS}/transcript", qos.EVENTS)
+    node = devices_node(node_env, tmp_path).start()
+    llm = NodeProcess("gamgin_llm", "llm_node", "llm", node_env, log_dir=str(tmp_path), params={
+        "model_path": str(MODEL), "warmup": False, "prefix_cache": False, "tools": ["devices"],
+        "fast_paths": ["gamgin_llm.router:StopHandler",
+                       "gamgin_devices.fastpath:DeviceFastPath"],
+        "retriever": "", "model_languages": ["en"], "constrain_tools": True,
+        "turn_timeout_s": 60.0}).start()
+    try:
+        assert client.call("power", SetPower.Request(device_id="bedroom_light", on=True)).success
+        r = client.say("关灯", "zh", 1)  # devices/command: the latched room is known
+        assert r.route == "intent" and "卧室灯" in r.text, node.log()
+        assert client.devices()["bedroom_light"][0] is False
+        room_pub.publish(String(data="living room"))  # the robot moved
+
+        def room_of(fqn: str, value: str) -> bool:
+            return any(v.key == "robot_room" and v.value == value
+                       for d in probe.diagnostics_of(client._diags, fqn) for v in d.values)
+
+        assert wait_for(lambda: room_of(f"{NS}/devices", "living_room"), 10), node.log()
+        assert wait_for(lambda: room_of(f"{NS}/llm", "living room"), 30), llm.log()
+
+        def said(turn_id: int, text: str, lang: str) -> str:
+            assert probe.wait_for_subscribers(talk, timeout=30), llm.log()
+            talk.publish(Transcript(text=text, language=lang, turn_id=turn_id, is_final=True,
+                                    source="typed"))
+            assert wait_for(lambda: any(t.turn_id == turn_id and t.is_final for t in tokens),
+                            60), llm.log()
+            return "".join(t.text for t in tokens if t.turn_id == turn_id)
+
+        text = said(11, "turn on the lights", "en")  # the llm node's fast path, same room
+        assert wait_for(lambda: client.devices()["living_room_light"][0] is True, 10), \
+            llm.log()[-3000:]
+        assert "living room light" in text
+        # a compound: the device part is done, the rest still answered (by the model)
+        text = said(12, "turn off the fan and tell me a short joke", "en")
+        assert text.startswith("OK, fan off. ") and len(text) > len("OK, fan off. "), text
+    finally:
+        llm.stop()
+        node.stop()
+        probe.node.destroy_publisher(room_pub)
+        probe.node.destroy_publisher(talk)

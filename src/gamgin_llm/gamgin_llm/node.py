@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from gamgin_common import qos
@@ -87,6 +87,7 @@ class LlmNode(StageNode):
         # keep the warmed prompt head on disk (<data>/cache/llm): a restart skips its prefill
         self.prefix_cache = bool(p("prefix_cache", True).value)
         self.dialogue: Dialogue | None = None
+        self.handler_context: HandlerContext | None = None  # what the fast paths see
         self.device_tools = None
         self.music_tools = None
         self._jobs: queue.Queue[Job | None] = queue.Queue()
@@ -145,7 +146,7 @@ class LlmNode(StageNode):
             registry.register(WebSearch(self.web_search_url).tool())
         self.health.value("tools", ",".join(registry.tools) or "none")
 
-        context = HandlerContext(tools=list(registry.tools))
+        context = self.handler_context = HandlerContext(tools=list(registry.tools))
         if self.device_tools is not None:
             context.devices = self.device_tools.devices
         handlers = []
@@ -176,6 +177,8 @@ class LlmNode(StageNode):
         # overlap the load and warm-up; no callback runs before the node spins.
         self.stage_subscription(Transcript, "transcript", self._on_transcript, qos.EVENTS)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+        # where the robot is (latched, from navigation): the device fast path's "here"
+        self.stage_subscription(String, "robot/room", self._on_robot_room, qos.STATE)
         self.stage_service(Trigger, "llm/reset", self._on_reset)
         self._load_backend()
 
@@ -291,6 +294,11 @@ class LlmNode(StageNode):
             # the prompt head (tool list) changed: re-warm its KV cache once the burst of
             # device states is over, on the worker thread (the model is not re-entrant)
             self._warm_due = time.monotonic() + 0.5
+
+    def _on_robot_room(self, msg: String) -> None:
+        if self.handler_context is not None:
+            self.handler_context.robot_room = msg.data.strip()
+            self.health.value("robot_room", msg.data.strip() or "unknown")
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         n = self.dialogue.reset() if self.dialogue is not None else 0
