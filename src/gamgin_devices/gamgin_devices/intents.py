@@ -56,7 +56,7 @@ _EDGE_WORDS = {
                       r"|alright|right|kindly|(?:can|could|would|will) you|go ahead and"
                       r"|i (?:want|need|would like) you to|i'd like you to)\b\s*)+"),
            re.compile(r"(?:\s*\b(?:thank you(?: very much)?|thanks(?: for watching)?|please"
-                      r"|now|right now|for me|ok|okay|(?:would|will|can|could) you"
+                      r"|now|right now|for me|ok|okay|too|as well|(?:would|will|can|could) you"
                       r"|if you (?:can|could|don't mind)))+$")),
     "zh": (re.compile(r"^(?:嗯+|呃+|额|啊|哎|诶|唉|那个|这个|好的|好|请|麻烦|帮忙|帮我|替我|给我"
                       r"|你|您|能不能|能否|可不可以|可以|能|就|先|快)+"),
@@ -66,7 +66,8 @@ _EDGE_WORDS = {
 # The wake word or the robot's name in front of a command ("嗯，金坚，…", "hey Jinjian, …"),
 # with the fillers before it; "|" marks a clause boundary (punctuation).
 _WAKE_HEAD = {
-    "zh": r"^(?:(?:嗯+|呃+|哎|诶|嘿|喂|hey|hi|ok|okay)[\s|]*)*(?:(?:{words})[\s|]*)+",
+    "zh": r"^(?:(?:嗯+|呃+|哎|诶|嘿|喂|hey|hi|ok|okay)[\s|]*)*"
+          r"(?:(?:{words})(?:同学|啊|呀)?[\s|]*)+",
     "en": r"^(?:(?:hey|hi|hello|ok|okay|um+|uh+|so|oh|yo)[\s|]*)*(?:(?:{words})\b[\s|]*)+",
 }
 # a request asked as a question: "你可以把电视打开吗" / "能帮我开灯吗" is "把电视打开"
@@ -108,6 +109,17 @@ _NEGATION = {
     "zh": re.compile(r"不要|别|不用|不是|算了|取消|等等|等一下|不对|先不"),
     "en": re.compile(r"\b(?:no|not|don't|dont|do not|never|wait|cancel|nope|instead|rather)\b"),
 }
+# ... or make it wait or depend on something ("if it's too hot, turn on the fan", "五分钟之后，
+# 关灯"): that is not a command for now
+_DEFERRED = {
+    "zh": re.compile(r"如果|要是|假如|的话|等我|等会|等一下|待会|一会儿?|分钟|小时|秒钟|明天"
+                     r"|今晚|晚上|早上|以后|之前|点钟|定时"),
+    "en": re.compile(r"\b(?:if|when|whenever|unless|until|after|before|later|tomorrow|tonight"
+                     r"|minutes?|hours?|seconds?|o'clock|morning|evening)\b"),
+}
+# "all"/"every": the whole home even where HA's sentence takes the area from the context
+_ALL = {"zh": re.compile(r"所有|全部|全屋|全家|家里|每个|一切"),
+        "en": re.compile(r"\b(?:all|every|everything|everywhere)\b")}
 # words without which a part of a sentence cannot be a device or music command (cheap
 # filter before hassil); device, room and kind names are added from the registry
 _KEYWORDS = {
@@ -313,7 +325,7 @@ class DeviceIntents:
             result = None  # HA turns on "the fan" said alone: a name is not a command here
         answer, question = None, None
         if result is not None:
-            answer, question = self._resolve(result, short, state, here)
+            answer, question = self._resolve(result, short, state, here, said=norm)
             if answer is not None:
                 answer, question = self._hold(answer, short, question)
         if answer is None:  # two commands, or a command and something else?
@@ -361,14 +373,36 @@ class DeviceIntents:
         return result, norm
 
     def _resolve(self, result, short: str, state: Mapping, here: bool,
-                 ents: dict | None = None,
-                 prefer: str = "") -> tuple[IntentAnswer | None, _Pending | None]:
+                 ents: dict | None = None, prefer: str = "",
+                 said: str = "") -> tuple[IntentAnswer | None, _Pending | None]:
         """What a match means: (answer, the question it leaves open) or (None, None).
         ``prefer``: the device the sentence spoke of just before ("打开卧室灯，调到一半")."""
+        ents = dict(ents) if ents is not None else self._entities(result)
+        if "area2" in ents:  # "the living room and bedroom lights": each room in turn
+            first = self._resolve(result, short, state, here, {
+                k: v for k, v in ents.items() if k != "area2"}, prefer, said)
+            second = self._resolve(result, short, state, here, {
+                **{k: v for k, v in ents.items() if k != "area2"}, "area": ents["area2"]},
+                prefer, said)
+            if first[0] is None or second[0] is None or first[1] or second[1]:
+                return first if first[1] else second
+            a, b = first[0], second[0]
+            return IntentAnswer(a.speech + (" " if short == "en" else "") + _without_ack(
+                b.speech, short), short, a.actions + b.actions, a.intent, a.layer), None
+        if ents.get("area") == HERE and _ALL[short].search(said):
+            ents["scope"] = "all"  # "打开所有的灯": HA's sentence took the area from the context
         try:
             return self._answer(result, short, state, here, ents, prefer), None
         except _NeedsAnswer as exc:
             return exc.answer, exc.pending
+
+    @staticmethod
+    def _entities(result) -> dict:
+        """A match's slot values; HA's "…_all" sentences ("关掉所有灯") mean every device."""
+        ents = {k: v.value for k, v in result.entities.items()}
+        if str((result.intent_metadata or {}).get("slot_combination", "")).endswith("_all"):
+            ents["scope"] = "all"
+        return ents
 
     def _hold(self, answer: IntentAnswer, short: str,
               question: _Pending | None) -> tuple[IntentAnswer, _Pending | None]:
@@ -412,6 +446,7 @@ class DeviceIntents:
         the fillers before it gone, "here" taken out."""
         text = self._t2s(text) if short == "zh" else text.lower()
         text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text.strip())  # keep 26.5度
+        text = re.sub(r"\s*(?:℃|°\s*[cC]|摄氏度)", "度" if short == "zh" else " degrees", text)
         if short == "zh":
             text = re.sub(r"[\s、~：:“”\"'‘’·—\-]+", "", text)
             text = re.sub(r"[，。！？；,.!?;…]+", "|", text)
@@ -463,7 +498,8 @@ class DeviceIntents:
                 result, text = self._match(text, short)
                 if result is None or self._bare_target(text, short):
                     continue  # "and the fan" shares a verb below; it is no "turn on" of its own
-                answer, question = self._resolve(result, short, st, here, prefer=prefer)
+                answer, question = self._resolve(result, short, st, here, prefer=prefer,
+                                                 said=text)
                 if answer is not None:
                     clauses.append(["cmd", text, result, answer, question])
                     _apply(st, answer.actions)
@@ -485,7 +521,8 @@ class DeviceIntents:
                         break
         cmds = [c for c in clauses if c[0] == "cmd"]
         rest_parts = [c[1] for c in clauses if c[0] == "rest"]
-        if not cmds or any(_NEGATION[short].search(r) for r in rest_parts):
+        if not cmds or any(_NEGATION[short].search(r) or _DEFERRED[short].search(r)
+                           for r in rest_parts):
             return None
         answers, question = [], None
         for c in cmds:
@@ -530,9 +567,14 @@ class DeviceIntents:
         said = {k: v.value for k, v in target.entities.items()}
         ents = {k: v.value for k, v in command.entities.items()
                 if k not in ("name", "area", "domain", "scope")}
-        if "name" not in said and "domain" not in said and "domain" in command.entities:
-            # "turn on the lights in the living room and the bedroom": the bedroom's lights
-            ents["domain"] = command.entities["domain"].value
+        if "name" not in said and "domain" not in said:
+            # "turn on the lights in the living room and the bedroom": the bedroom's lights;
+            # "把客厅和卧室的灯都关了": the kind of the device the command named
+            named = command.entities.get("name")
+            domain = (command.entities["domain"].value if "domain" in command.entities
+                      else self.registry.devices[named.value].domain if named else "")
+            if domain:
+                ents["domain"] = domain
         ents.update(said)
         answer, question = self._resolve(command, short, state, here, ents)
         return (answer, question) if answer is not None else None
@@ -609,9 +651,7 @@ class DeviceIntents:
                 ents: dict | None = None, prefer: str = "") -> IntentAnswer | None:
         """A hassil match as an answer; ``ents`` replaces its entities (a shared verb)."""
         name = result.intent.name
-        meta = {} if ents is not None else (result.intent_metadata or {})
-        ents = dict(ents) if ents is not None else {k: v.value
-                                                   for k, v in result.entities.items()}
+        ents = dict(ents) if ents is not None else self._entities(result)
         if ents.get("area") == HERE:  # from the context: no room was named
             del ents["area"]
         if here:
@@ -619,8 +659,7 @@ class DeviceIntents:
         if prefer:
             ents["prefer"] = prefer
         layer = "gamgin" if name.startswith("Gamgin") else "ha"
-        scope_all = ents.get("scope") == "all" or str(meta.get("slot_combination", "")).endswith(
-            "_all")
+        scope_all = ents.get("scope") == "all"
 
         def done(speech: str, actions: list[DeviceAction]) -> IntentAnswer:
             return IntentAnswer(speech, short, tuple(actions), name, layer)
@@ -646,7 +685,7 @@ class DeviceIntents:
                 if "name" not in ents:
                     ents.setdefault("domain", domain)
             else:
-                param = str(ents.get("param", ""))
+                param = str(ents.get("param", "") or _UNIT_PARAM.get(ents.get("unit", ""), ""))
                 value = float(ents["value"]) if "value" in ents else None
                 fraction = _fraction(ents)
                 if value is None and fraction is None:

@@ -549,3 +549,37 @@ def test_all_lights_relative_and_values(di):
 def test_dry_runs_hold_confirmations_but_keep_nothing(di):
     a = di.handle("打开热水器", "zh", state=STATE, dry=True)
     assert a.question and not a.actions and di._pending is None
+
+
+@pytest.mark.parametrize("text, lang, room, expected", [
+    ("风扇调到中档", "zh", "", [("fan", "param", "speed", 2.0)]),
+    ("set the fan to high", "en", "", [("fan", "param", "speed", 3.0)]),
+    ("温度设为25℃", "zh", "", [("bedroom_ac", "param", "temperature", 25.0)]),
+    ("set the ac to 23°C", "en", "", [("bedroom_ac", "param", "temperature", 23.0)]),
+    ("调到二十五度", "zh", "", [("bedroom_ac", "param", "temperature", 25.0)]),  # 度: the AC
+    ("熄灯", "zh", "bedroom", [("bedroom_light", "power", False, None)]),
+    ("lights out", "en", "bedroom", [("bedroom_light", "power", False, None)]),
+    ("把风扇停了", "zh", "", [("fan", "power", False, None)]),
+    ("stop the fan", "en", "", [("fan", "power", False, None)]),
+    ("power on the tv", "en", "", [("tv", "power", True, None)]),
+    ("two degrees warmer", "en", "", [("bedroom_ac", "param", "temperature", 28.0)]),
+    # HA's context sentence takes "所有" as this room's; "all" means the whole home
+    ("打开所有的灯", "zh", "bedroom", [("bedroom_light", "power", True, None),
+                                   ("living_room_light", "power", True, None)]),
+    ("把客厅和卧室的灯都关了", "zh", "", [("bedroom_light", "power", False, None),
+                                   ("living_room_light", "power", False, None)]),
+    ("turn off the living room and bedroom lights", "en", "",
+     [("bedroom_light", "power", False, None), ("living_room_light", "power", False, None)]),
+    ("把风扇关了然后把电视也关了", "zh", "", [("fan", "power", False, None),
+                                     ("tv", "power", False, None)]),
+])
+def test_second_round_phrasings(di, text, lang, room, expected):
+    assert acts(one(di, text, lang, room=room)) == expected
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("if it's too hot, turn on the fan", "en"), ("turn off the lights, when I leave", "en"),
+    ("五分钟之后，关灯", "zh"), ("关灯，等我睡着以后", "zh"),
+])
+def test_deferred_or_conditional_requests_are_not_done_now(di, text, lang):
+    assert one(di, text, lang, room="bedroom") is None
