@@ -99,6 +99,7 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
         cpu: list[float] = []  # thread CPU time: what a command costs, without the waiting
         ok: list[bool] = []
         got_all = []
+        cat_cpu: dict[str, list[float]] = {}
         for item in items:
             di.robot_room = str(item.get("robot_room", room) or "")
             for _ in range(repeats):
@@ -106,6 +107,7 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
                 ans = di.handle(item["text"], item["lang"], state=state, dry=True)
                 lat.append(time.perf_counter() - t)
                 cpu.append(time.thread_time() - c)
+                cat_cpu.setdefault(str(item.get("cat") or "-"), []).append(cpu[-1])
             got = describe(ans)
             ok.append(got == expected(item) and rest_ok(item, ans))
             got_all.append(got)
@@ -121,6 +123,9 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
             c = by_cat.setdefault(str(it.get("cat") or "-"), {"n": 0, "correct": 0})
             c["n"] += 1
             c["correct"] += int(o)
+        for cat, c in by_cat.items():
+            c["cpu_ms"] = {"p50": 1000 * statistics.median(cat_cpu[cat]),
+                           "p99": 1000 * pct(cat_cpu[cat], 0.99)}
         results["configs"][cname] = {
             "layers": list(layers), "init_s": round(init_s, 3), "n": len(items),
             "correct": sum(ok), "accuracy": sum(ok) / len(items), "by_lang": by_lang,
@@ -173,11 +178,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{c['cpu_ms']['p50']:>9.1f}{c['cpu_ms']['p99']:>9.1f}{c['init_s']:>8.2f}")
     cats = list(res["configs"]["both"]["by_cat"])
     if cats != ["-"]:
-        print(f"\n{'category':<14}{'n':>4}" + "".join(f"{n:>12}" for n in res["configs"]))
+        print(f"\n{'category':<14}{'n':>4}" + "".join(f"{n:>12}" for n in res["configs"])
+              + "   cpu p50/p99 ms (both)")
         for cat in cats:
             row = [res["configs"][n]["by_cat"][cat] for n in res["configs"]]
+            ms = res["configs"]["both"]["by_cat"][cat]["cpu_ms"]
             print(f"{cat:<14}{row[0]['n']:>4}" + "".join(
-                f"{r['correct']:>5} {r['correct'] / r['n']:>5.0%} " for r in row))
+                f"{r['correct']:>5} {r['correct'] / r['n']:>5.0%} " for r in row)
+                + f"{ms['p50']:>9.1f} /{ms['p99']:>5.1f}")
         print()
     la = res["layers_add"]
     print(f"HA sentences alone get {la['right_with_ha_only']} right; ours alone "

@@ -473,8 +473,18 @@ class DeviceIntents:
         longest pieces that are commands are taken from the left; a piece that is only a
         device ("和卧室灯", "and the tv") shares the verb of the command next to it. Nothing
         is done if no piece is a command, or if the rest may take a command back."""
-        parts = [p.strip() for p in _SEPARATORS[short].split(marked)]
-        segs, seps = parts[0::2], parts[1::2]
+        segs: list[str] = []
+        seps: list[str] = []  # seps[k] joins segs[k] and segs[k + 1]
+        between: list[str] = []
+        for k, piece in enumerate(_SEPARATORS[short].split(marked)):
+            piece = piece.strip()
+            if k % 2:  # a separator; ", and then" is one boundary, not three
+                between.append(piece)
+            elif piece:
+                if segs:
+                    seps.append(" ".join(between))
+                segs.append(piece)
+                between = []
         if len(segs) < 2 or len(segs) > 6 or not self._keywords[short].search(marked):
             return None
         glue = "" if short == "zh" else " "

@@ -43,7 +43,7 @@ def graph(tmp_path_factory, ros_domain, probe):
     params_file = data / "llm.yaml"
     params_file.write_text(yaml.safe_dump({f"{NS}/llm": {"ros__parameters": {
         "model_path": str(llm_model), "temperature": 0.0, "warmup": False,
-        "tools": ["devices"], "model_languages": ["en"],
+        "tools": ["devices"], "model_languages": ["en"], "constrain_tools": True,
         "fast_paths": ["gamgin_llm.router:StopHandler",
                        "gamgin_knowledge.retriever:KnowledgeRetriever"],
         "retriever": "gamgin_knowledge.retriever:KnowledgeRetriever",

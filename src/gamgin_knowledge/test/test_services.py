@@ -144,6 +144,7 @@ def test_llm_node_speaks_the_fact_of_a_document_added_by_service(node, probe, tm
     params = tmp_path / "llm.yaml"
     params.write_text(yaml.safe_dump({f"{NS}/llm": {"ros__parameters": {
         "model_path": str(model), "temperature": 0.0, "warmup": False, "tools": [""],
+        "model_languages": ["en"], "constrain_tools": True,
         "fast_paths": ["gamgin_llm.router:StopHandler"],
         "retriever": "gamgin_knowledge.retriever:KnowledgeRetriever",
         "retriever_options": json.dumps({"index_dir": str(node.data / "knowledge"),

@@ -48,8 +48,10 @@ class ChatBackend(Protocol):
         """Load the model / check the endpoint. Raise BackendError with how to fix it."""
 
     def stream(self, messages: list[Message], *, tools: list[dict] | None, max_tokens: int,
-               temperature: float, cancelled: Callable[[], bool]) -> Iterator[Delta]:
-        """Yield deltas; stop soon after ``cancelled()`` turns true (checked between tokens)."""
+               temperature: float, cancelled: Callable[[], bool],
+               text_only: bool = False) -> Iterator[Delta]:
+        """Yield deltas; stop soon after ``cancelled()`` turns true (checked between tokens).
+        ``text_only``: the reply must not be a tool call (a backend that can, keeps "{" out)."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens this text costs in the prompt (exact or a close over-estimate)."""

@@ -33,6 +33,18 @@ from gamgin_llm.tools import ToolRegistry, looks_like_tool_call, parse_tool_call
 LANG_NAMES = {"zh": "Chinese (Mandarin, simplified characters)", "en": "English"}
 
 
+_SENTENCE_END = re.compile(r"[。！？!?]+|[.…]+(?=\s)")
+
+
+_TEMPLATED = ("device", "device_read", "music")  # tools whose outcome a template can say
+
+
+def count_sentences(text: str) -> int:
+    """Finished sentences in a streamed reply ("3.5" and a trailing "." not yet followed by
+    anything are not ends: the next piece decides)."""
+    return len(_SENTENCE_END.findall(text))
+
+
 @dataclass
 class DialogueConfig:
     system_prompt: str = "You are Jinjian, a playful robot dog. Answer in one short sentence."
@@ -40,6 +52,11 @@ class DialogueConfig:
     # model keeps to Mandarin better with Mandarin instructions ("" = none)
     system_prompt_zh: str = ""
     max_tokens: int = 96  # per completion; a spoken answer is short
+    # 少点废话: a spoken reply ends after this many sentences (0 = only max_tokens)
+    max_sentences: int = 2
+    # after a device or music action (or a device read), say the outcome from a template
+    # instead of asking the model for a sentence about it
+    confirm_from_template: bool = True
     temperature: float = 0.3
     n_ctx: int = 2048  # the backend's context window, for the prompt budget
     max_input_chars: int = 1000  # longer transcripts are cut (and the cut is logged)
@@ -334,7 +351,8 @@ class Dialogue:
                 for delta in self.backend.stream(
                         messages, tools=self.tools.schemas() if tools_on else None,
                         max_tokens=self.config.max_tokens,
-                        temperature=self.config.temperature, cancelled=stop):
+                        temperature=self.config.temperature, cancelled=stop,
+                        text_only=use_tools and not tools_on):
                     if stop():
                         break
                     ntok += 1
@@ -343,6 +361,9 @@ class Dialogue:
                         timings["first_token"] = ms()
                     native_calls += delta.tool_calls
                     out(gate.push(delta.text))
+                    if (not checked and self.config.max_sentences and gate.state != "tool"
+                            and count_sentences("".join(spoken)) >= self.config.max_sentences):
+                        break  # enough said; closing the stream stops decoding
                     if delta.finish_reason:
                         finish = "length" if delta.finish_reason == "length" else "stop"
                     if gate.done:
@@ -390,7 +411,17 @@ class Dialogue:
                              f" -> {json.dumps(result, ensure_ascii=False)}")
                     calls.append({"name": call.name, "arguments": call.arguments,
                                   "result": result})
-                    messages += self._tool_messages(call, result, native)
+                    messages += self._tool_messages(call, result, native, lang)
+                if self.config.confirm_from_template and all(
+                        getattr(self.tools.tools.get(c.name), "acts", "") in _TEMPLATED
+                        for c in run):
+                    # the line is known: no second completion (1-3 s for Qwen2.5-0.5B, and
+                    # often a repeated call instead of a sentence)
+                    say((" " if spoken else "") + " ".join(
+                        self._confirm(c["result"], lang, c) for c in calls[-len(run):]))
+                    self._remember(text, "".join(spoken))
+                    return done("llm", "stop", "confirmed from a template", tool_calls=calls,
+                                ttft_s=ttft, tokens=ntok)
                 continue
             if gate.state == "tool" and not call_list:
                 gate.reject_reason = "degenerate"  # JSON that is not a valid call
@@ -404,7 +435,7 @@ class Dialogue:
                 if refused and not calls:  # words the model could only misread as an action
                     reason = "unclear"
                 if calls:  # the action happened; confirm it plainly instead
-                    say(self._confirm(calls[-1]["result"], lang))
+                    say(self._confirm(calls[-1]["result"], lang, calls[-1]))
                     self._remember(heard, "".join(spoken))
                     return done("llm", "stop", f"model reply replaced ({reason})",
                                 tool_calls=calls, ttft_s=ttft, tokens=ntok)
@@ -669,7 +700,8 @@ class Dialogue:
         return [*head, *self.memory.messages(budget), user]
 
     @staticmethod
-    def _tool_messages(call: ToolCall, result: dict, native: bool) -> list[Message]:
+    def _tool_messages(call: ToolCall, result: dict, native: bool, lang: str = "en"
+                       ) -> list[Message]:
         if native:
             cid = call.id or f"call_{call.name}"
             return [{"role": "assistant", "content": None, "tool_calls": [
@@ -679,10 +711,41 @@ class Dialogue:
                  "content": json.dumps(result, ensure_ascii=False)}]
         return [{"role": "assistant", "content": json.dumps(
                     {"tool": call.name, "arguments": call.arguments}, ensure_ascii=False)},
-                {"role": "user", "content": result_message(call, result)}]
+                {"role": "user", "content": result_message(call, result, lang)}]
 
-    @staticmethod
-    def _confirm(result: dict, lang: str) -> str:
+    def _confirm(self, result: dict, lang: str, call: dict | None = None) -> str:
+        """A plain line for a call whose reply the model got wrong: what a read found, or
+        which device was set how."""
+        devices = self.tools.known_devices()
+        name = (call or {}).get("name")
+        args = (call or {}).get("arguments") or {}
+
+        def called(dev_id: str) -> str:
+            return device_name(dev_id, devices.get(dev_id, {}), lang)
+
+        if result.get("ok") and name == "list_devices":
+            try:
+                devs = json.loads(str(result.get("message", "")))
+                on = [called(str(d.get("id"))) for d in devs if d.get("on")]
+            except (ValueError, TypeError, AttributeError):
+                on = None
+            if on is not None:
+                if lang == "zh":
+                    return f"开着的有：{'、'.join(on)}。" if on else "现在什么都没开。"
+                return f"On now: {', '.join(on)}." if on else "Nothing is on right now."
+        if result.get("ok") and name == "set_power" and args.get("device_id"):
+            dev, on = called(str(args["device_id"])), bool(args.get("on"))
+            if lang == "zh":
+                return f"好的，{dev}{'打开' if on else '关上'}了。"
+            return f"Okay, the {dev} is {'on' if on else 'off'}."
+        if result.get("ok") and name == "set_param" and args.get("device_id"):
+            dev, par = called(str(args["device_id"])), param_name(str(args.get("name")), lang)
+            value = result.get("value", args.get("value"))
+            if lang == "zh":
+                return f"好的，{dev}的{par}调到{value:g}了。" if isinstance(value, (int, float)) \
+                    else "好的，办好了。"
+            return f"Okay, the {dev}'s {par} is {value:g} now." \
+                if isinstance(value, (int, float)) else "Done."
         if result.get("ok"):
             return "好的，办好了。" if lang == "zh" else "Done."
         return line("tool_failed", lang, reason=str(result.get("message", ""))[:120])

@@ -167,17 +167,38 @@ def check_device_call(call: ToolCall, text: str, devices: Devices) -> Verdict:
     if not wants_action(text, bool(named) or mentioned):
         return Verdict("drop", f"{call.name}({dev}): the user's words ask for no device action")
     if dev in named or (not named and fit == {dev}):
-        return _check_param(call, dev, devices.get(dev, {}))
+        return _check_param(call, dev, devices.get(dev, {}), text)
     options = named or fit or set(devices)
     return Verdict("ask", f"{call.name}({dev}): the user's words do not name {dev!r}",
                    tuple(i for i in devices if i in options))  # in the registry's order
 
 
-def _check_param(call: ToolCall, dev: str, info: Mapping[str, Any]) -> Verdict:
+_POWER_ON = re.compile(r"\b(?:turn|switch|power)(?:\s+\w+){0,3}\s+on\b|\bon\b|打开|开启|开一下|"
+                       r"^开|把.*开")
+_POWER_OFF = re.compile(r"\b(?:turn|switch|power)(?:\s+\w+){0,3}\s+off\b|\boff\b|关|停")
+
+
+def power_words(text: str) -> bool | None:
+    """On (True) or off (False) when the words say one of them, and only one."""
+    low = text.lower()
+    on, off = bool(_POWER_ON.search(low)), bool(_POWER_OFF.search(low))
+    return on if on != off else None
+
+
+def _check_param(call: ToolCall, dev: str, info: Mapping[str, Any], text: str = "") -> Verdict:
     """The parameter must exist on the device. A device with one parameter has only one
-    thing "set it to 10" can mean, so a wrong name there is repaired, not refused."""
+    thing "set it to 10" can mean, so a wrong name there is repaired, not refused; a
+    parameter on a device that has none, with words that say on or off, was a power call
+    (Qwen2.5-0.5B: "请把卧室风扇打开" -> set_param(bedroom_fan, brightness, 100))."""
     params = _params(info)
     name = call.arguments.get("name")
+    if "name" in call.arguments and not params and info:
+        on = power_words(text)
+        if on is None:
+            return Verdict("ask", f"{dev} has no parameters; the words say neither on nor off",
+                           (dev,))
+        return Verdict("run", f"set_param on {dev} (no parameters) -> set_power({on})",
+                       call=ToolCall("set_power", {"device_id": dev, "on": on}, call.id))
     if "name" not in call.arguments or not params or name in params:
         return Verdict("run", "named", call=call)
     if len(params) == 1:

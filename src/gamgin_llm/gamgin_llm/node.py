@@ -52,7 +52,7 @@ class LlmNode(StageNode):
         self.n_threads = int(p("n_threads", 2).value)
         self.n_gpu_layers = int(p("n_gpu_layers", 0).value)
         self.chat_format = str(p("chat_format", "").value)
-        self.constrain_tools = bool(p("constrain_tools", True).value)
+        self.constrain_tools = bool(p("constrain_tools", False).value)
         self.base_url = str(p("base_url", "http://127.0.0.1:8080/v1").value)
         self.model_name = str(p("model", "").value)
         self.api_key = str(p("api_key", "").value)
@@ -64,6 +64,8 @@ class LlmNode(StageNode):
             system_prompt=str(p("system_prompt", DEFAULT_PROMPT).value),
             system_prompt_zh=str(p("system_prompt_zh", DEFAULT_PROMPT_ZH).value),
             max_tokens=int(p("max_tokens", 96).value),
+            max_sentences=int(p("max_sentences", 2).value),
+            confirm_from_template=bool(p("confirm_from_template", True).value),
             temperature=float(p("temperature", 0.3).value),
             n_ctx=self.n_ctx,
             max_input_chars=int(p("max_input_chars", 1000).value),
@@ -72,7 +74,7 @@ class LlmNode(StageNode):
             language_check=bool(p("language_check", True).value),
             judge_chars=int(p("judge_chars", 12).value),
             turn_timeout_s=float(p("turn_timeout_s", 30.0).value),
-            model_languages=tuple(p("model_languages", ["en"]).value or []),
+            model_languages=tuple(p("model_languages", ["en", "zh"]).value or []),
         )
         self.memory_max_tokens = int(p("memory_max_tokens", 768).value)
         self.idle_reset_s = float(p("idle_reset_s", 300.0).value)

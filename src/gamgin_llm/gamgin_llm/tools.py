@@ -314,7 +314,11 @@ def _json_objects(text: str) -> list[str]:
     return spans
 
 
-def result_message(call: ToolCall, result: ToolResult) -> str:
-    """How a tool result is fed back to a model without native tool calling."""
-    return (f"Tool {call.name} returned: {json.dumps(result, ensure_ascii=False)}. "
+def result_message(call: ToolCall, result: ToolResult, lang: str = "en") -> str:
+    """How a tool result is fed back to a model without native tool calling, in the user's
+    language (an English instruction got an English reply to a Mandarin request)."""
+    data = json.dumps(result, ensure_ascii=False)
+    if lang == "zh":
+        return f"工具 {call.name} 的结果：{data}。现在用一句简短的中文告诉用户结果。"
+    return (f"Tool {call.name} returned: {data}. "
             "Now tell the user the outcome in one short sentence.")

@@ -260,7 +260,9 @@ def test_load_object_by_dotted_name():
 # ---------------------------------------------------------------- dialogue, real model
 def _dialogue(backend, **kw) -> Dialogue:
     # generous turn timeout: the 2 cores are shared, and a timeout is tested elsewhere
-    cfg = DialogueConfig(temperature=0.0, turn_timeout_s=120.0, **kw.pop("cfg", {}))
+    # the backend fixture is SmolLM2-135M: English only
+    opts = {"model_languages": ("en",), **kw.pop("cfg", {})}
+    cfg = DialogueConfig(temperature=0.0, turn_timeout_s=120.0, **opts)
     return Dialogue(backend, cfg, ConversationMemory(600, 0, backend.count_tokens),
                     log=lambda s: None, **kw)
 
@@ -276,7 +278,7 @@ def test_real_model_streams_an_english_reply(backend):
 
 def test_real_model_cancel_within_one_token(backend):
     pieces: list[str] = []
-    r = _dialogue(backend, cfg={"max_tokens": 200}).respond(
+    r = _dialogue(backend, cfg={"max_tokens": 200, "max_sentences": 0}).respond(
         "Tell me a long story about a dragon.", "en", lambda: len(pieces) >= 3, pieces.append)
     assert r.finish_reason == "cancelled" and len(pieces) == 3
 

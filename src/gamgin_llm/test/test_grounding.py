@@ -134,6 +134,31 @@ def test_the_parameter_must_exist_on_the_device():
                                                                          "color_temp")
 
 
+@pytest.mark.parametrize("text, on", [("请把卧室风扇打开", True), ("卧室风扇关掉", False),
+                                      ("turn on the bedroom fan", True),
+                                      ("switch the bedroom fan off", False)])
+def test_a_parameter_on_a_device_without_any_is_the_power_call_the_words_say(text, on):
+    """Qwen2.5-0.5B, measured: "请把卧室风扇打开" -> set_param(bedroom_fan, brightness, 100)."""
+    fans = {"bedroom_fan": {"name_en": "bedroom fan", "name_zh": "卧室风扇", "room": "bedroom",
+                            "type": "fan", "params": []}}
+    v = check_call(ToolCall("set_param", {"device_id": "bedroom_fan", "name": "brightness",
+                                          "value": 100}), "device", text, fans)
+    assert v.action == "run" and v.call.name == "set_power"
+    assert v.call.arguments == {"device_id": "bedroom_fan", "on": on}
+    v = check_call(ToolCall("set_param", {"device_id": "bedroom_fan", "name": "brightness",
+                                          "value": 100}), "device", "set the bedroom fan to 100",
+                   fans)
+    assert v.action == "ask"
+
+
+def test_a_device_read_needs_words_about_devices():
+    call = ToolCall("list_devices", {"room": "home"})
+    assert check_call(call, "device_read", "今天晚上吃什么好呢？", DEVICES).action == "drop"
+    assert check_call(call, "device_read", "What should I wear tomorrow?", DEVICES).action == "drop"
+    assert check_call(call, "device_read", "家里有哪些设备开着？", DEVICES).action == "run"
+    assert check_call(call, "device_read", "is the tv on?", DEVICES).action == "run"
+
+
 def test_music_needs_music_words():
     call = ToolCall("play_music", {"query": "Li Hao"})
     assert check_call(call, "music", "Li Hao", DEVICES).action == "drop"
@@ -165,7 +190,7 @@ class Replay:
         self.replies, self.tools = list(replies), []
 
     def stream(self, messages, *, tools, max_tokens, temperature,
-               cancelled) -> Iterator[Delta]:
+               cancelled, text_only=False) -> Iterator[Delta]:
         self.tools.append(tools is not None)
         text = self.replies.pop(0) if self.replies else "Woof!"
         for i in range(0, len(text), 3):
@@ -226,7 +251,8 @@ def test_a_real_command_still_moves_the_device():
                                                           "on": False}})
     r, log, _ = _turn("Turn off the bedroom light", call, "The bedroom light is off.")
     assert log == [{"service": "set_power", "device_id": "bedroom_light", "on": False}]
-    assert r.refused_calls == [] and r.text == "The bedroom light is off."
+    # said from a template (confirm_from_template): no second completion for the model
+    assert r.refused_calls == [] and r.text == "Okay, the bedroom light is off."
 
 
 # ---------------------------------------------------------------- the real model

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 def llm(env, probe, devices, model_path):
     node = NodeProcess("gamgin_llm", "llm_node", "llm", env,
                        params={"temperature": 0.0, "max_tokens": 160, "idle_reset_s": 0.0,
-                               "turn_timeout_s": 120.0})
+                               "turn_timeout_s": 120.0, "model_path": str(model_path),
+                               "model_languages": ["en"], "constrain_tools": True,
+                               "max_sentences": 0})
     node.start()
     assert probe.wait_subscribed(30), node.log()
     # the device list arrives on devices/state (latched); give discovery a moment
@@ -118,7 +120,8 @@ def test_tool_call_reaches_a_real_ros_service(llm, probe, devices):
     assert "tool set_power" in llm.log()
 
 
-def test_a_restarted_node_restores_the_whole_head_with_its_devices(llm, env, devices, tmp_path):
+def test_a_restarted_node_restores_the_whole_head_with_its_devices(llm, env, devices, tmp_path,
+                                                                 model_path):
     """The head names the devices. A restart knows them from the last run, so it restores
     the head as the last run warmed it (with devices) and needs no second prefill when the
     live device list arrives: the first turn after a crash only evaluates its question."""
@@ -127,7 +130,8 @@ def test_a_restarted_node_restores_the_whole_head_with_its_devices(llm, env, dev
     for run in range(2):
         (tmp_path / str(run)).mkdir()
         node = NodeProcess("gamgin_llm", "llm_node", "llm", env, log_dir=str(tmp_path / str(run)),
-                           params={"temperature": 0.0, "idle_reset_s": 0.0})
+                           params={"temperature": 0.0, "idle_reset_s": 0.0,
+                                   "model_path": str(model_path), "model_languages": ["en"]})
         node.start()
         try:
             assert wait_for(lambda n=node: "prompt head:" in n.log(), 90), node.log()

@@ -59,6 +59,7 @@ def test_node_with_server_backend_then_server_stopped(env, probe, model_path, ne
     srv = new_server()  # its own server: this test stops it
     node = NodeProcess("gamgin_llm", "llm_node", "llm", env,
                        params={"backend": "openai", "base_url": srv.url, "temperature": 0.0,
+                               "model_languages": ["en"],
                                "tools": ["music"], "connect_timeout_s": 1.0,
                                "turn_timeout_s": 120.0, "read_timeout_s": 60.0})
     try:

@@ -28,6 +28,7 @@ class LlamaCppBackend:
         # call that matches a tool's schema (the parse-and-validate path still checks it)
         self.constrain_tools = constrain_tools
         self._grammars: dict[str, object] = {}
+        self._brace_bias: dict[int, float] | None = None
         # Where the evaluated prompt head (KV cache + its tokens) is kept between processes:
         # a restarted node restores it in ~5 ms instead of a ~2 s prefill. "" = off.
         self.prefix_cache_dir = Path(prefix_cache_dir) if prefix_cache_dir else None
@@ -55,14 +56,18 @@ class LlamaCppBackend:
                                         "(file truncated or corrupt?)") from exc
 
     def stream(self, messages: list[Message], *, tools: list[dict] | None, max_tokens: int,
-               temperature: float, cancelled: Callable[[], bool]) -> Iterator[Delta]:
+               temperature: float, cancelled: Callable[[], bool],
+               text_only: bool = False) -> Iterator[Delta]:
         if self.llm is None:
             raise BackendError("model", "llama.cpp model is not loaded")
         grammar = self._grammar(tools) if tools and self.constrain_tools else None
+        # no JSON where no call may be made: a logit bias on the tokens that open a "{"
+        # (cheap; a grammar costs 2.5x per token over Qwen's 151k-token vocabulary)
+        bias = self._no_brace_bias() if text_only and grammar is None else None
         try:
             gen = self.llm.create_chat_completion(
                 messages=messages, stream=True, max_tokens=max_tokens, temperature=temperature,
-                repeat_penalty=1.15, grammar=grammar)
+                repeat_penalty=1.15, grammar=grammar, logit_bias=bias)
         except ValueError as exc:  # prompt longer than the context window
             raise BackendError("overflow", f"llama.cpp: {exc}") from exc
         try:
@@ -96,6 +101,21 @@ class LlamaCppBackend:
             gbnf += '\nroot ::= call | text\ntext ::= [^{\\x00] [^\\x00]*\n'
             self._grammars[key] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._grammars[key]
+
+    def _no_brace_bias(self) -> dict[int, float]:
+        """-inf-like bias for every vocabulary token whose text contains "{" (computed once
+        per model: ~0.3 s over 151k tokens)."""
+        if self._brace_bias is None:
+            bias: dict[int, float] = {}
+            for tok in range(self.llm.n_vocab()):
+                try:
+                    piece = self.llm.detokenize([tok])
+                except Exception:
+                    continue
+                if b"{" in piece:
+                    bias[tok] = -100.0
+            self._brace_bias = bias
+        return self._brace_bias
 
     # ------------------------------------------------------------------ prefix cache
     def _prefix_file(self) -> Path | None:

@@ -41,7 +41,8 @@ class OpenAIBackend:
         """Nothing to load; an unreachable server is reported per turn (it may come back)."""
 
     def stream(self, messages: list[Message], *, tools: list[dict] | None, max_tokens: int,
-               temperature: float, cancelled: Callable[[], bool]) -> Iterator[Delta]:
+               temperature: float, cancelled: Callable[[], bool],
+               text_only: bool = False) -> Iterator[Delta]:
         body: dict = {"messages": messages, "stream": True, "max_tokens": max_tokens,
                       "temperature": temperature}
         if self.model:
