@@ -321,7 +321,9 @@ class DeviceIntents:
             follow = self._follow_up(pending, result, norm, short, state)
             if follow is not None:
                 return follow
-        if result is not None and result.intent.name in _POWER and self._bare_target(norm, short):
+        if (result is not None and result.intent.name == "HassTurnOn"
+                and (result.intent_metadata or {}).get("slot_combination") == "name_only"
+                and self._bare_target(norm, short)):
             result = None  # HA turns on "the fan" said alone: a name is not a command here
         answer, question = None, None
         if result is not None:
