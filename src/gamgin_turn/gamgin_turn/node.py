@@ -132,6 +132,11 @@ class TurnNode(StageNode):
             self._last_final = m
         self._apply(self.tracker.on_transcript, m.turn_id, m.is_final, ns_of(m.header.stamp),
                     m.text, ns_of(m.speech_start), ns_of(m.speech_end))
+        if m.is_final:
+            with self._lock:
+                tr = self.tracker.trace
+                if tr is not None and tr.turn_id == m.turn_id:
+                    tr.language = m.language
 
     def _on_token(self, m: TokenChunk) -> None:
         self._apply(self.tracker.on_token, m.turn_id, ns_of(m.header.stamp), m.text, m.is_final,
@@ -168,7 +173,8 @@ class TurnNode(StageNode):
 
     def _publish_trace(self, tr: Trace) -> None:
         msg = TurnTrace(turn_id=tr.turn_id, outcome=tr.outcome, route=tr.route,
-                        user_text=tr.user_text, reply_text=tr.reply_text)
+                        user_text=tr.user_text, reply_text=tr.reply_text,
+                        language=tr.language)
         for key in ("wake", "speech_start", "speech_end", "first_partial", "final_transcript",
                     "first_token", "first_audio", "playback_start", "end"):
             setattr(msg, key, time_msg(getattr(tr, key)))
