@@ -152,14 +152,142 @@ def bench_node(threads: int, timeout: float = 60.0) -> dict:
     return out
 
 
+# --compare: the packaged models side by side, each in a process of its own (clean RSS)
+COMPARE = {  # name: (file under models/, languages it speaks, grammar-constrained tools)
+    "qwen2.5-0.5b": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", ["en", "zh"], False),
+    "qwen2.5-1.5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", ["en", "zh"], False),
+    "smollm2-135m": ("smollm2-135m-instruct.gguf", ["en"], True),
+}
+QUALITY = Path(__file__).with_name("bench_quality.yaml")
+
+
+def judge(item: dict, reply: str) -> dict:
+    """The rules bench_quality.yaml defines: language, length, must-mention."""
+    from gamgin_llm.language import cjk_ratio
+
+    letters = [c for c in reply if c.isalpha()]
+    zh = cjk_ratio(reply) >= 0.6 if letters else False
+    lang_ok = zh if item["lang"] == "zh" else (bool(letters) and cjk_ratio(reply) == 0.0)
+    must = [m.lower() for m in item.get("must") or []]
+    return {"lang_ok": lang_ok, "short_ok": 0 < len(reply.strip()) <= item["max_chars"],
+            "must_ok": not must or any(m in reply.lower() for m in must)}
+
+
+def compare_one(name: str, threads: int) -> dict:
+    """One model through the product's dialogue (persona, bilingual head, tools in the
+    prompt, 2-sentence replies): load, head prefill, per-turn first token / first words /
+    tokens per second, memory, and the quality rules."""
+    import psutil
+    import yaml
+
+    from gamgin_llm.backends import make_backend
+    from gamgin_llm.core import Dialogue, DialogueConfig
+    from gamgin_llm.memory import ConversationMemory
+    from gamgin_llm.node import DEFAULT_PROMPT, DEFAULT_PROMPT_ZH
+    from gamgin_llm.tools import ToolRegistry, device_context, register_device_tools
+
+    file, langs, grammar = COMPARE[name]
+    t0 = time.perf_counter()
+    backend = make_backend("llama_cpp", model_path=resolve_model(file), n_threads=threads,
+                           n_ctx=2048, constrain_tools=grammar)
+    backend.load()
+    out: dict = {"model": name, "file": file, "load_s": time.perf_counter() - t0}
+    devices = {"living_room_light": {"name_en": "living room light", "name_zh": "客厅灯",
+                                     "room": "living_room", "type": "light",
+                                     "params": ["brightness"]},
+               "tv": {"name_en": "tv", "name_zh": "电视", "room": "living_room",
+                      "type": "media_player", "params": ["volume"]}}
+    reg = ToolRegistry()
+    nothing = lambda _a: {"ok": False, "message": "bench: no devices"}  # noqa: E731
+    register_device_tools(reg, lambda: devices, nothing, nothing, nothing)
+    cfg = DialogueConfig(system_prompt=DEFAULT_PROMPT, system_prompt_zh=DEFAULT_PROMPT_ZH,
+                         temperature=0.0, model_languages=tuple(langs), turn_timeout_s=120.0)
+    d = Dialogue(backend, cfg, ConversationMemory(768, 0.0, backend.count_tokens), reg,
+                 tool_context=lambda: device_context(devices), log=lambda _s: None)
+    t0 = time.perf_counter()
+    d.warm()
+    out["head_prefill_s"] = time.perf_counter() - t0
+    items = yaml.safe_load(QUALITY.read_text(encoding="utf-8"))["items"]
+    rows = []
+    for item in items:
+        d.memory.reset()
+        r = d.respond(item["text"], item["lang"], lambda: False, lambda _p: None)
+        gen = r.elapsed_s - (r.ttft_s or r.elapsed_s)
+        rows.append({"lang": item["lang"], "text": item["text"], "reply": r.text,
+                     "route": r.route, "ttft_ms": 1000 * r.ttft_s if r.ttft_s else None,
+                     "first_words_ms": r.timings.get("first_emit"),
+                     "tok_s": (r.tokens - 1) / gen if r.tokens and r.tokens > 1 and gen > 0
+                     else None, **judge(item, r.text)})
+    mem = psutil.Process().memory_full_info()
+    out.update(rss_mb=mem.rss / 1e6, pss_mb=mem.pss / 1e6, rows=rows)
+
+    def med(key: str) -> float | None:
+        xs = [r[key] for r in rows if r[key] is not None]
+        return statistics.median(xs) if xs else None
+
+    out.update(ttft_ms_p50=med("ttft_ms"), first_words_ms_p50=med("first_words_ms"),
+               tok_s_p50=med("tok_s"))
+    for lang in ("zh", "en"):
+        mine = [r for r in rows if r["lang"] == lang]
+        out[f"quality_{lang}"] = sum(r["lang_ok"] and r["short_ok"] and r["must_ok"]
+                                     for r in mine)
+        out[f"n_{lang}"] = len(mine)
+        out[f"lang_ok_{lang}"] = sum(r["lang_ok"] for r in mine)
+    backend.close()
+    return out
+
+
+def compare(threads: int, names: list[str]) -> int:
+    results = []
+    for name in names:
+        if not resolve_model(COMPARE[name][0]).exists():
+            print(f"{name}: {COMPARE[name][0]} not in models/ (skipped; see README: "
+                  "scripts/setup --with-qwen1.5b)")
+            continue
+        proc = subprocess.run([sys.executable, "-m", "gamgin_llm.bench", "--compare-one", name,
+                               "--threads", str(threads)], capture_output=True, text=True,
+                              timeout=1800)
+        if proc.returncode != 0:
+            print(f"{name}: failed\n{proc.stderr[-2000:]}")
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"{'model':<14}{'load s':>8}{'head s':>8}{'TTFT p50':>10}{'words p50':>10}"
+          f"{'tok/s':>7}{'RSS MB':>8}{'PSS MB':>8}{'zh ok':>8}{'zh lang':>8}{'en ok':>7}")
+    for r in results:
+        def f(x, fmt=".0f") -> str:
+            return format(x, fmt) if x is not None else "-"
+        print(f"{r['model']:<14}{r['load_s']:>8.2f}{r['head_prefill_s']:>8.2f}"
+              f"{f(r['ttft_ms_p50']):>10}{f(r['first_words_ms_p50']):>10}"
+              f"{f(r['tok_s_p50'], '.1f'):>7}{r['rss_mb']:>8.0f}{r['pss_mb']:>8.0f}"
+              f"{r['quality_zh']:>5}/{r['n_zh']:<2}{r['lang_ok_zh']:>5}/{r['n_zh']:<2}"
+              f"{r['quality_en']:>4}/{r['n_en']:<2}")
+    print("TTFT / words: ms from the end of the question to the first token / the first "
+          "words released for speech (prompt head cached); ok = language, length and "
+          "must-mention rules of bench_quality.yaml all held")
+    out = results_path("bench-llm-compare.json")
+    out.write_text(json.dumps({"threads": threads, "cpu_count": os.cpu_count(),
+                               "results": results}, indent=2, ensure_ascii=False))
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gamgin bench llm", description=__doc__)
-    ap.add_argument("--model", default="smollm2-135m-instruct.gguf")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-node", action="store_true", help="no node process / DDS part")
+    ap.add_argument("--compare", nargs="*", metavar="MODEL", default=None,
+                    help=f"the packaged models side by side ({', '.join(COMPARE)}; none "
+                         "named = all present): speed, memory, zh/en quality rules")
+    ap.add_argument("--compare-one", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.compare_one:
+        print(json.dumps(compare_one(args.compare_one, args.threads), ensure_ascii=False))
+        return 0
+    if args.compare is not None:
+        return compare(args.threads, args.compare or list(COMPARE))
 
     from gamgin_llm.backends import make_backend
 
