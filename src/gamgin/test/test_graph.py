@@ -63,7 +63,7 @@ def test_selecting_an_unknown_node_is_an_error():
         graph.select(only={"nope"})
 
 
-@pytest.mark.parametrize("profile", ["small-robot", "gpu"])
+@pytest.mark.parametrize("profile", ["small-robot", "gpu", "qwen1.5b"])
 def test_profiles_only_set_parameters_the_nodes_declare(profile):
     """A typo in a profile would be silently ignored by ROS: check every key exists in the
     node's own params file."""
