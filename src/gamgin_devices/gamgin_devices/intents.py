@@ -449,6 +449,11 @@ class DeviceIntents:
         text = self._t2s(text) if short == "zh" else text.lower()
         text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text.strip())  # keep 26.5度
         text = re.sub(r"\s*(?:℃|°\s*[cC]|摄氏度)", "度" if short == "zh" else " degrees", text)
+        if short == "zh":  # 二十三度半 = 二十三点五度
+            text = re.sub(r"度半", "点五度", text)
+        else:  # "nineteen and a half" is one number, not a second clause
+            text = re.sub(r"(\d+) and a half\b", r"\1.5", text)
+            text = re.sub(r"\b(\w+) and a half\b", r"\1 point five", text)
         if short == "zh":
             text = re.sub(r"[\s、~：:“”\"'‘’·—\-]+", "", text)
             text = re.sub(r"[，。！？；,.!?;…]+", "|", text)
@@ -514,12 +519,18 @@ class DeviceIntents:
                                                  said=text)
                 if answer is not None:
                     clauses.append(["cmd", text, result, answer, question])
-                    _apply(st, answer.actions)
+                    if "kind" not in result.entities:  # "太冷了，调高一点" is one change
+                        _apply(st, answer.actions)
                     i = j + 1
                     break
             else:
-                if segs[i]:
-                    clauses.append(["rest", self._unmark(segs[i], short), None, None, None])
+                piece = self._unmark(segs[i], short)
+                said = self._continued(piece, prefer, short, st, here)
+                if said is not None:  # "声音太小了，大一点": the same device, said again
+                    clauses.append(["cmd", piece, *said])
+                    _apply(st, said[1].actions)
+                elif piece:
+                    clauses.append(["rest", piece, None, None, None])
                 i += 1
         # "关掉电视和风扇", "把电视和风扇都关掉": a bare device next to a command shares its verb
         for k, c in enumerate(clauses):
@@ -536,6 +547,9 @@ class DeviceIntents:
         if not cmds or any(_NEGATION[short].search(r) or _DEFERRED[short].search(r)
                            for r in rest_parts):
             return None
+        power = {(a.device_id, a.on) for c in cmds for a in c[3].actions if a.kind == "power"}
+        if any((dev, not on) in power for dev, on in power):
+            return None  # "打开电视，关了": on and off at once is no command to guess at
         answers, question = [], None
         for c in cmds:
             answer, q = self._hold(c[3], short, c[4])
@@ -558,6 +572,20 @@ class DeviceIntents:
         layers = sorted({a.layer for a in kept if a.layer})
         return (IntentAnswer(speech, short, tuple(actions), "+".join(intents), "+".join(layers),
                              question=any(a.question for a in kept), rest=rest), question)
+
+    def _continued(self, piece: str, device: str, short: str, state: Mapping,
+                   here: bool) -> tuple | None:
+        """(result, answer, question) if a short piece with no device in it is a command
+        about ``device`` ("大一点" after "声音太小了", "faster" after "turn on the fan")."""
+        short_enough = len(piece) <= 6 if short == "zh" else len(piece.split()) <= 4
+        if not device or not piece or not short_enough or not self._keywords[short].search(piece):
+            return None
+        name = self.registry.devices[device].name(short)
+        result, _ = self._match(name + ("" if short == "zh" else " ") + piece, short)
+        if result is None:
+            return None
+        answer, question = self._resolve(result, short, state, here)
+        return (result, answer, question) if answer is not None else None
 
     @staticmethod
     def _spoken_of(clauses: list[list]) -> str:

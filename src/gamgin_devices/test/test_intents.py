@@ -583,3 +583,27 @@ def test_second_round_phrasings(di, text, lang, room, expected):
 ])
 def test_deferred_or_conditional_requests_are_not_done_now(di, text, lang):
     assert one(di, text, lang, room="bedroom") is None
+
+
+@pytest.mark.parametrize("text, lang, expected", [
+    # a complaint and the change it asks for are one change, not two
+    ("太冷了，调高一点", "zh", [("bedroom_ac", "param", "temperature", 27.0)]),
+    ("it is cold, turn it up a bit", "en", [("bedroom_ac", "param", "temperature", 27.0)]),
+    ("太冷了，调高两度", "zh", [("bedroom_ac", "param", "temperature", 28.0)]),
+    # a short piece with no device is about the device just spoken of
+    ("声音太小了，大一点", "zh", [("tv", "param", "volume", 40.0)]),
+    ("turn on the fan and set it to level two", "en", [("fan", "param", "speed", 2.0),
+                                                       ("fan", "power", True, None)]),
+    # numbers that look like two clauses
+    ("空调温度调到二十三度半", "zh", [("bedroom_ac", "param", "temperature", 23.5)]),
+    ("set the ac to nineteen and a half degrees", "en", [("bedroom_ac", "param", "temperature",
+                                                          19.5)]),
+    ("把空调温度调高一点点", "zh", [("bedroom_ac", "param", "temperature", 27.0)]),
+])
+def test_third_round_phrasings(di, text, lang, expected):
+    a = one(di, text, lang)
+    assert acts(a) == expected and not a.rest
+
+
+def test_contradictory_compound_is_not_guessed(di):
+    assert one(di, "打开电视，关了", "zh") is None
