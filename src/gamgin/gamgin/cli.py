@@ -39,6 +39,7 @@ BENCHES = {
     "soak": "gamgin.bench_soak",
     "aec": "gamgin.bench_aec",
     "recovery": "gamgin.bench_recovery",
+    "memory": "gamgin.bench_memory",
 }
 
 
