@@ -113,9 +113,10 @@ _NEGATION = {
 # 关灯"): that is not a command for now
 _DEFERRED = {
     "zh": re.compile(r"如果|要是|假如|的话|等我|等会|等一下|待会|一会儿?|分钟|小时|秒钟|明天"
-                     r"|今晚|晚上|早上|以后|之前|点钟|定时"),
+                     r"|明早|今晚|以后|之前|点钟|定时"),  # not 晚上/早上: "晚上好，开灯" is now
     "en": re.compile(r"\b(?:if|when|whenever|unless|until|after|before|later|tomorrow|tonight"
-                     r"|minutes?|hours?|seconds?|o'clock|morning|evening)\b"),
+                     r"|minutes?|hours?|seconds?|o'clock|in the (?:morning|afternoon|evening)"
+                     r"|at night)\b"),
 }
 # "all"/"every": the whole home even where HA's sentence takes the area from the context
 _ALL = {"zh": re.compile(r"所有|全部|全屋|全家|家里|每个|一切"),
