@@ -101,7 +101,7 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
         got_all = []
         cat_cpu: dict[str, list[float]] = {}
         for item in items:
-            di.robot_room = str(item.get("robot_room", room) or "")
+            di.set_robot_room(str(item.get("robot_room", room) or ""))  # an id or a name
             for _ in range(repeats):
                 t, c = time.perf_counter(), time.thread_time()
                 ans = di.handle(item["text"], item["lang"], state=state, dry=True)
