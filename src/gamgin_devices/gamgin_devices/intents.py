@@ -327,7 +327,15 @@ class DeviceIntents:
                 and self._bare_target(norm, short)):
             result = None  # HA turns on "the fan" said alone: a name is not a command here
         answer, question = None, None
-        if result is not None:
+        if result is not None and any(e.is_wildcard and _SEPARATORS[short].search(str(e.value))
+                                      for e in result.entities_list):
+            # "play something by Adele and turn off the fan": the song's name swallowed a
+            # device command; the sentence is two commands if the second one is a device's
+            both = self._compound(marked, short, state, here)
+            if both is not None and (both[0].question
+                                     or any(a.kind != "music" for a in both[0].actions)):
+                answer, question = both
+        if result is not None and answer is None:
             answer, question = self._resolve(result, short, state, here, said=norm)
             if answer is not None:
                 answer, question = self._hold(answer, short, question)
@@ -516,6 +524,8 @@ class DeviceIntents:
                 result, text = self._match(text, short)
                 if result is None or self._bare_target(text, short):
                     continue  # "and the fan" shares a verb below; it is no "turn on" of its own
+                if j > i and any(e.is_wildcard for e in result.entities_list):
+                    continue  # "放首歌，再把灯关了": a song's name never swallows the next clause
                 answer, question = self._resolve(result, short, st, here, prefer=prefer,
                                                  said=text)
                 if answer is not None:

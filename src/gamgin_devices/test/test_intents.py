@@ -607,3 +607,29 @@ def test_third_round_phrasings(di, text, lang, expected):
 
 def test_contradictory_compound_is_not_guessed(di):
     assert one(di, "打开电视，关了", "zh") is None
+
+
+@pytest.mark.parametrize("text, lang, room, expected", [
+    # a song's name (a wildcard) never swallows the device command after it
+    ("play something by adele and turn off the fan", "en", "",
+     [("fan", "power", False, None), ("music", "music", "play", None)]),
+    ("放一首周杰伦的歌然后关灯", "zh", "bedroom",
+     [("bedroom_light", "power", False, None), ("music", "music", "play", None)]),
+    ("关掉风扇，打开电视，再把空调调到二十五度，然后放首歌，再把灯关了，最后讲个笑话", "zh",
+     "bedroom",
+     [("bedroom_ac", "param", "temperature", 25.0), ("bedroom_light", "power", False, None),
+      ("fan", "power", False, None), ("music", "music", "play", None),
+      ("tv", "power", True, None)]),
+])
+def test_song_names_do_not_swallow_commands(di, text, lang, room, expected):
+    a = one(di, text, lang, room=room)
+    got = sorted((x.device_id, x.kind, x.on if x.kind == "power" else (x.command or x.param),
+                  x.value) for x in a.actions)
+    assert got == expected
+    assert all(x.query in ("", "adele", "周杰伦") for x in a.actions if x.kind == "music")
+
+
+def test_song_names_with_and_stay_songs(di):
+    assert [x.query for x in one(di, "play rock and roll", "en").actions] == ["rock and roll"]
+    a = one(di, "我想听周杰伦和蔡依林的歌", "zh")
+    assert [x.query for x in a.actions] == ["周杰伦和蔡依林的歌"]
