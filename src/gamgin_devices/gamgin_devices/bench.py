@@ -56,6 +56,73 @@ def describe(answer: IntentAnswer | None) -> object:
     return sorted(out)
 
 
+def matches(got: object, want: object) -> bool:
+    """A label holds. "none" means no device may change: a state question answered from
+    the state ("say:...") changes nothing and holds too."""
+    return got == want or (want == "none" and isinstance(got, str) and got.startswith("say:"))
+
+
+def wrong_action(got: object, want: object) -> bool:
+    """The worst failure: a device was moved that the label did not ask for."""
+    return isinstance(got, list) and bool(got) and not matches(got, want)
+
+
+def llm_layer(items: list[dict], firsts: list[object], model: str) -> list[dict]:
+    """What falls through the grammar ("none") goes to the LLM, as in the product: the
+    dialogue (Qwen by default) with the device tools, calls validated against the words
+    (gamgin_llm.grounding) and recorded instead of executed. Per item: what the combined
+    layers did, and the fallback's time."""
+    from gamgin_common.paths import resolve_model
+    from gamgin_llm.backends import make_backend
+    from gamgin_llm.core import Dialogue, DialogueConfig
+    from gamgin_llm.memory import ConversationMemory
+    from gamgin_llm.node import DEFAULT_PROMPT, DEFAULT_PROMPT_ZH
+    from gamgin_llm.tools import ToolRegistry, device_context, register_device_tools
+
+    registry = load_registry()
+    devices = {d.id: {"name_en": d.name_en, "name_zh": d.name_zh, "room": d.room,
+                      "type": d.type, "params": list(d.params),
+                      "aliases": [*d.aliases_zh, *d.aliases_en]}
+               for d in registry.devices.values()}
+    calls: list[str] = []
+
+    def power(a: dict) -> dict:
+        calls.append(f"{a['device_id']}:{'on' if a['on'] else 'off'}")
+        return {"ok": True, "message": "done"}
+
+    def param(a: dict) -> dict:
+        calls.append(f"{a['device_id']}:{a['name']}={float(a['value']):g}")
+        return {"ok": True, "message": "done", "value": float(a["value"])}
+
+    reg = ToolRegistry()
+    register_device_tools(reg, lambda: devices, power, param,
+                          lambda _a: {"ok": True, "message": "[]"})
+    backend = make_backend("llama_cpp", model_path=resolve_model(model), n_threads=2,
+                           n_ctx=2048, constrain_tools="smollm" in model)
+    backend.load()
+    cfg = DialogueConfig(system_prompt=DEFAULT_PROMPT, system_prompt_zh=DEFAULT_PROMPT_ZH,
+                         temperature=0.0, model_languages=("en", "zh"), turn_timeout_s=60.0,
+                         max_tokens=64)
+    d = Dialogue(backend, cfg, ConversationMemory(768, 0.0, backend.count_tokens), reg,
+                 tool_context=lambda: device_context(devices), log=lambda _s: None)
+    d.warm()
+    out = []
+    for item, first in zip(items, firsts, strict=True):
+        if first != "none":
+            out.append({"got": first, "layer": "grammar", "llm_s": None})
+            continue
+        calls.clear()
+        d.memory.reset()
+        t = time.perf_counter()
+        r = d.respond(item["text"], item["lang"], lambda: False, lambda _p: None)
+        asked = r.route == "fallback" and r.detail.startswith("asked back")
+        got: object = sorted(calls) if calls else ("ask" if asked else "none")
+        out.append({"got": got, "layer": "llm", "llm_s": time.perf_counter() - t,
+                    "reply": r.text[:80]})
+    backend.close()
+    return out
+
+
 def expected(item: dict) -> object:
     e = item["expect"]
     return e if isinstance(e, str) else sorted(str(x) for x in e)
@@ -109,7 +176,7 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
                 cpu.append(time.thread_time() - c)
                 cat_cpu.setdefault(str(item.get("cat") or "-"), []).append(cpu[-1])
             got = describe(ans)
-            ok.append(got == expected(item) and rest_ok(item, ans))
+            ok.append(matches(got, expected(item)) and rest_ok(item, ans))
             got_all.append(got)
         per_item[cname] = ok
         by_lang = {}
@@ -126,7 +193,9 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
         for cat, c in by_cat.items():
             c["cpu_ms"] = {"p50": 1000 * statistics.median(cat_cpu[cat]),
                            "p99": 1000 * pct(cat_cpu[cat], 0.99)}
+        wrong = sum(wrong_action(g, expected(it)) for g, it in zip(got_all, items, strict=True))
         results["configs"][cname] = {
+            "wrong_actions": wrong,
             "layers": list(layers), "init_s": round(init_s, 3), "n": len(items),
             "correct": sum(ok), "accuracy": sum(ok) / len(items), "by_lang": by_lang,
             "by_cat": by_cat,
@@ -158,6 +227,10 @@ def run(path: Path = SET, repeats: int = 3) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gamgin bench intents", description=__doc__)
+    ap.add_argument("--llm", nargs="?", const="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                    default="", metavar="GGUF",
+                    help="also the LLM fallback (default model: the packaged Qwen) for what "
+                         "the grammar leaves: accuracy per layer (grammar, LLM, both)")
     ap.add_argument("--set", default="default",
                     help="labelled commands: a YAML path, or 'default' / 'heldout' (the "
                          "held-out set: judge with it, never tune on it)")
@@ -187,6 +260,33 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['correct']:>5} {r['correct'] / r['n']:>5.0%} " for r in row)
                 + f"{ms['p50']:>9.1f} /{ms['p99']:>5.1f}")
         print()
+    print("wrong actions (a device moved that the label did not ask for): " + ", ".join(
+        f"{n} {c['wrong_actions']}" for n, c in res["configs"].items()))
+    if args.llm:
+        data = yaml.safe_load((SETS.get(args.set) or Path(args.set)).read_text("utf-8"))
+        firsts = [it["got"] for it in res["items"]]
+        layered = llm_layer(data["commands"], firsts, args.llm)
+        want = [expected(it) for it in data["commands"]]
+        fell = [i for i, x in enumerate(layered) if x["layer"] == "llm"]
+        ok_llm = [i for i in fell if matches(layered[i]["got"], want[i])]
+        ok_all = [i for i, x in enumerate(layered) if matches(x["got"], want[i])]
+        wrong = [i for i, x in enumerate(layered) if wrong_action(x["got"], want[i])]
+        secs = sorted(layered[i]["llm_s"] for i in fell)
+        res["llm_layer"] = {
+            "model": args.llm, "fell_through": len(fell), "llm_right": len(ok_llm),
+            "both_right": len(ok_all), "n": len(want), "wrong_actions": len(wrong),
+            "llm_turn_s_p50": statistics.median(secs) if secs else None,
+            "by_lang": {lang: sum(1 for i in ok_all if data["commands"][i]["lang"] == lang)
+                        for lang in ("zh", "en")},
+            "items": [{"text": it["text"], "expect": w, **x} for it, w, x in
+                      zip(data["commands"], want, layered, strict=True)]}
+        ll = res["llm_layer"]
+        n_zh = sum(1 for it in data["commands"] if it["lang"] == "zh")
+        print(f"LLM fallback ({args.llm}): {len(fell)} fell through the grammar, "
+              f"{len(ok_llm)} of them right; grammar + LLM {len(ok_all)}/{len(want)} "
+              f"({len(ok_all) / len(want):.0%}; zh {ll['by_lang']['zh']}/{n_zh}, en "
+              f"{ll['by_lang']['en']}/{len(want) - n_zh}); wrong actions {len(wrong)}; "
+              f"LLM turn p50 {ll['llm_turn_s_p50'] or 0:.2f} s")
     la = res["layers_add"]
     print(f"HA sentences alone get {la['right_with_ha_only']} right; ours alone "
           f"{la['right_with_gamgin_only']}; together {la['right_with_both']} "
