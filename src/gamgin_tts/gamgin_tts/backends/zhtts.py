@@ -241,8 +241,8 @@ class ZhttsEngine:
         self._ids_name = next(i.name for i in self._acoustic.get_inputs()
                               if "input_ids" in i.name)
         self._mel_input = self._vocoder.get_inputs()[0].name
-        # Both languages' limits are latency limits: the chunker hands us sentences, and a
-        # sentence is synthesized clause by clause anyway.
+        # A latency limit, not the model's: a sentence is synthesized clause by clause
+        # anyway, and clauses are cut to MAX_CLAUSE_SYLLABLES.
         self.limits = {"zh": 80}
         self._interrupted = threading.Event()
         if warmup:  # onnxruntime sizes its buffers on the first run: not on the first answer
