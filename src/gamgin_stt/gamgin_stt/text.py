@@ -67,9 +67,24 @@ def normalize_words(text: str) -> list[str]:
     return _PUNCT.sub(" ", text).split()
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _numbers_as_words(text: str) -> str:
+    """"26度" and "二十六度" are the same words: Whisper writes digits (and "°C") where the
+    speaker said the numeral."""
+    text = text.replace("°C", "度").replace("℃", "度").replace("%", "").replace("％", "")
+    try:
+        import cn2an
+    except ImportError:
+        return text
+    return _NUMBER.sub(lambda m: cn2an.an2cn(m.group(0), "low"), text)
+
+
 def normalize_chars(text: str) -> list[str]:
-    """Characters without punctuation or spaces, simplified (Mandarin CER)."""
-    text = to_simplified(unicodedata.normalize("NFKC", text))
+    """Characters without punctuation or spaces, simplified, numbers as Chinese numerals
+    (Mandarin CER)."""
+    text = _numbers_as_words(to_simplified(unicodedata.normalize("NFKC", text)))
     return [c for c in _PUNCT.sub("", text) if not c.isspace()]
 
 
