@@ -105,7 +105,17 @@ def test_bad_audio_is_reported_and_the_node_keeps_listening(graph, probe):
     assert testing.wait_for(warned, 10), graph["node"].log()
     assert int(values(latest(probe, graph["diags"], "/gamgin/wake"))["bad_chunks"]) >= 1
     time.sleep(2.0)  # past the refractory period of the previous test's wake
-    assert len(speak(graph, "wake")) == 1, graph["node"].log()
+    # still listening = the next "金坚" reaches the detector and matches the templates (a
+    # candidate). Whether its Whisper check then accepts it depends on where the window
+    # falls (CI-21: the same clip verified at -4.0 in the test above, -5.2 here, the bar
+    # is -5.0): that is the detector's accuracy, which `gamgin bench wake` measures.
+    def candidates() -> int:
+        return int(values(latest(probe, graph["diags"], "/gamgin/wake")).get("candidates", 0))
+
+    before = candidates()
+    woke = speak(graph, "wake")
+    assert len(woke) <= 1
+    assert woke or testing.wait_for(lambda: candidates() > before, 3), graph["node"].log()
 
 
 @pytest.mark.parametrize("params, expect", [
