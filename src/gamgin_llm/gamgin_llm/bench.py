@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-node", action="store_true", help="no node process / DDS part")
-    ap.add_argument("--compare", nargs="*", metavar="MODEL", default=None,
+    ap.add_argument("--compare", nargs="*", metavar="MODEL", default=None, choices=list(COMPARE),
                     help=f"the packaged models side by side ({', '.join(COMPARE)}; none "
                          "named = all present): speed, memory, zh/en quality rules")
     ap.add_argument("--compare-one", default="", help=argparse.SUPPRESS)

@@ -173,9 +173,9 @@ def check_device_call(call: ToolCall, text: str, devices: Devices) -> Verdict:
                    tuple(i for i in devices if i in options))  # in the registry's order
 
 
-_POWER_ON = re.compile(r"\b(?:turn|switch|power)(?:\s+\w+){0,3}\s+on\b|\bon\b|打开|开启|开一下|"
-                       r"^开|把.*开")
-_POWER_OFF = re.compile(r"\b(?:turn|switch|power)(?:\s+\w+){0,3}\s+off\b|\boff\b|关|停")
+_BARE = r"(?<![离公分相海]){}(?![着心始学会门口于系注])"  # as in _VERB_ZH: not 开心, 关于
+_POWER_ON = re.compile(r"\bon\b|打开|开启|启动|" + _BARE.format("开"))
+_POWER_OFF = re.compile(r"\boff\b|关掉|关上|关闭|停止|停掉|" + _BARE.format("关"))
 
 
 def power_words(text: str) -> bool | None:
@@ -221,17 +221,11 @@ _DEVICE_WORDS = re.compile(r"\b(?:devices?|appliances?|switched|turned)\b|"
 def check_read_call(call: ToolCall, text: str, devices: Devices) -> Verdict:
     """A device *read* (list_devices) only for words about the home's devices: Qwen2.5-0.5B
     called it for "今天晚上吃什么好呢？" and then had nothing to say about food."""
-    low = text.lower()
-    if mentions_device(text, devices) or _DEVICE_WORDS.search(low) or any(
-            words_say_param(low, p) for p in _PARAM_WORDS):
+    words = Words.of(text)
+    if mentions_device(text, devices) or _DEVICE_WORDS.search(text.lower()) or any(
+            words.say(w) for ws in _PARAM_WORDS.values() for w in ws):
         return Verdict("run", "devices named", call=call)
     return Verdict("drop", f"{call.name}: the user's words are not about devices")
-
-
-def words_say_param(low: str, param: str) -> bool:
-    return any(w in low for w in _PARAM_WORDS.get(param, ()) if is_cjk(w[0])) or any(
-        re.search(rf"\b{re.escape(w)}\b", low) for w in _PARAM_WORDS.get(param, ())
-        if not is_cjk(w[0]))
 
 
 def check_call(call: ToolCall, acts: str, text: str, devices: Devices) -> Verdict:
