@@ -23,7 +23,7 @@ import numpy as np
 
 from gamgin_stt.backends import Recognition, Recognizer
 from gamgin_stt.segmenter import Event, SpeechSegmenter, VadConfig, frames
-from gamgin_stt.text import join_parts
+from gamgin_stt.text import is_address_only, join_parts
 from gamgin_stt.vad import FRAME, SAMPLE_RATE
 
 MODES = ("wake", "always_on")
@@ -46,6 +46,11 @@ class SttConfig:
     # device intent that matches in full) ends the turn after this much silence instead
     # of the whole hang-over; 0 = off. Never shorter than post_roll (the speculation).
     early_end_ms: float = 160.0
+    # A final that is only the robot's name ("金坚。" said with a pause before the rest,
+    # "金坚……你好") is held: the turn keeps listening this long for what follows, and the
+    # final is name + continuation (or the name alone if nothing comes). () = off.
+    address_names: tuple[str, ...] = ()
+    address_wait_s: float = 3.0
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -56,6 +61,8 @@ class SttConfig:
             raise ValueError("min_confidence must be in [0, 1)")
         if self.early_end_ms < 0:
             raise ValueError("early_end_ms must be >= 0 (0 = off)")
+        if self.address_wait_s < 0:
+            raise ValueError("address_wait_s must be >= 0")
 
 
 @dataclass
@@ -129,6 +136,9 @@ class Transcriber:
         self.listening = cfg.mode == "always_on"
         self._max_seen = cfg.turn_id_start - 1
         self._cancelled_upto = 0
+        # the name said alone, waiting for the rest: (parts, speech start, speech end,
+        # deadline) as stream indices
+        self._held: tuple[list[Recognition], int, int, int] | None = None
         self._open_vad(0)
 
     # ------------------------------------------------------------------ control
@@ -149,6 +159,7 @@ class Transcriber:
             self._log("info", f"turn {self.turn} superseded by wake {turn_id}: speech dropped")
             self.stats["superseded"] += 1
         start = self._index_at(start_ns) if start_ns else self._buf.end
+        self._held = None
         self.turn, self.listening = turn_id, True
         self._open_vad(max(self._buf.start, min(start, self._buf.end)))
         back_s = (self._buf.end - self._vad_pos) / SAMPLE_RATE
@@ -180,6 +191,7 @@ class Transcriber:
             why += f"; {(self._vad_pos - self._seg_start) / SAMPLE_RATE:.1f} s of speech dropped"
         self._log("info", why)
         self.stats["dropped_turns"] += 1
+        self._held = None
         self.turn = None
         self.listening = self.cfg.mode == "always_on"
         self._open_vad(self._buf.end)
@@ -229,10 +241,14 @@ class Transcriber:
     def _on_event(self, ev: Event | None, out: list[TranscriptEvent]) -> None:
         seg = self.seg
         if ev is Event.START:
-            if self.cfg.mode == "always_on":
+            if self.cfg.mode == "always_on" and self._held is None:
                 self.turn = self._pending_turn or self._next_turn()
                 self._pending_turn = None
             self._speech_start_n = self._frame_index(seg.start_frame)
+            if self._held is not None:  # the rest after the name: one utterance with it
+                self._parts = list(self._held[0])
+                self._speech_start_n = self._held[1]
+                self._held = None
             pre = self._frame_index(seg.start_frame - seg.pre_roll_frames)
             self._seg_start = max(pre, self._window_start, self._buf.start)
             self._last_partial_n = self._vad_pos
@@ -249,6 +265,12 @@ class Transcriber:
             self._cut(out)
             return
         if not seg.in_speech:
+            if self._held is not None and self._vad_pos >= self._held[3]:
+                parts, start, end, _ = self._held
+                self._held = None
+                self._log("info", f"turn {self.turn}: nothing followed the name")
+                self._emit_final(parts, start, end, 0.0, out)
+                return
             if self.cfg.mode == "wake" and self._vad_pos - self._window_start >= (
                     self.cfg.listen_timeout_s * SAMPLE_RATE):
                 self._log("info", f"turn {self.turn}: no speech within "
@@ -320,11 +342,27 @@ class Transcriber:
             compute = rec.compute_s if rec is not None else 0.0
             self.stats["speculation_misses"] += 1
         parts = self._parts + ([rec] if rec is not None and self._acceptable(rec) else [])
-        turn = self.turn
         if not parts:
             self.stats["discarded"] += 1
             self._reopen_after_discard()
             return
+        if (self.cfg.address_names and self.cfg.address_wait_s > 0 and len(parts) == 1
+                and is_address_only(parts[0].text, self.cfg.address_names)):
+            # only the name so far: keep the turn and listen for the rest
+            start = self._speech_start_n
+            self._open_vad(self._vad_pos)
+            self._held = (parts, start, end,
+                          self._vad_pos + int(self.cfg.address_wait_s * SAMPLE_RATE))
+            self.stats["address_holds"] += 1
+            self._log("info", f"turn {self.turn}: heard only {parts[0].text!r}; listening "
+                              f"{self.cfg.address_wait_s:.1f} s for the rest")
+            return
+        self._emit_final(parts, self._speech_start_n, end, compute, out)
+
+    def _emit_final(self, parts: list[Recognition], start_n: int, end: int, compute: float,
+                    out: list[TranscriptEvent]) -> None:
+        turn = self.turn
+        self._speech_start_n = start_n
         text = join_parts([p.text for p in parts])
         dur = [max(1, len(p.text)) for p in parts]
         conf = float(np.average([p.confidence for p in parts], weights=dur))
@@ -335,7 +373,7 @@ class Transcriber:
             self.rec.prior_language = ev.language  # a prior for the next turn's detection
         out.append(ev)
         self._log("info", f"turn {turn}: final {text!r} (confidence {conf:.2f}, "
-                          f"{(end - self._speech_start_n) / SAMPLE_RATE:.2f} s of speech)")
+                          f"{(end - start_n) / SAMPLE_RATE:.2f} s of speech)")
         if self.cfg.mode == "wake":
             self.turn, self.listening = None, False
         else:

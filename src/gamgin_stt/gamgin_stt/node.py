@@ -70,6 +70,8 @@ class SttNode(StageNode):
             logprob_threshold=float(p("logprob_threshold", -1.0).value),
             turn_id_start=int(p("turn_id_start", 1).value),
             early_end_ms=float(p("early_end_ms", 160.0).value),
+            address_names=tuple(n for n in p("address_names", ["金坚"]).value if n),
+            address_wait_s=float(p("address_wait_s", 3.0).value),
         )
         # "package.module:Name" of a (text, lang) -> bool check that a transcript is a
         # complete command (e.g. gamgin_devices.endpoint:CommandComplete); "" = none

@@ -108,3 +108,33 @@ def wer(ref: str, hyp: str) -> float:
 
 def cer(ref: str, hyp: str) -> float:
     return error_rate(normalize_chars(ref), normalize_chars(hyp))
+
+
+_ADDRESS_STRIP = re.compile(r"[\s\W_]+")
+
+
+def is_address_only(text: str, names: tuple[str, ...]) -> bool:
+    """True when the text is nothing but one of the robot's names: "金坚。", "金坚!", or
+    what Whisper writes for it when it is said alone (紧紧, 请见, 金剑: the same number of
+    syllables, each close in pinyin). A false "yes" only makes the turn wait a few
+    seconds for more; a false "no" cuts the user off after the name."""
+    from difflib import SequenceMatcher
+
+    core = _ADDRESS_STRIP.sub("", to_simplified(text)).lower()
+    if not core or not names:
+        return False
+    if any(core == _ADDRESS_STRIP.sub("", n).lower() for n in names):
+        return True
+    from pypinyin import lazy_pinyin
+
+    if not has_cjk(core):  # Whisper spelled it: "Jin Jian"
+        return any(core == "".join(lazy_pinyin(n)) for n in names if has_cjk(n))
+    said = lazy_pinyin(core)
+    for name in names:
+        want = lazy_pinyin(_ADDRESS_STRIP.sub("", name))
+        if has_cjk(name) and len(said) == len(want) and all(
+                (a[0] == b[0] and SequenceMatcher(None, a, b).ratio() >= 0.5)
+                or (a[:1] in "jqx" and b[:1] in "jqx" and a[1:2] == b[1:2])
+                for a, b in zip(said, want, strict=True)):
+            return True
+    return False

