@@ -65,19 +65,17 @@ def reduction_per_second(mic: np.ndarray, out: np.ndarray) -> list[float]:
 
 
 def wake_detector(tmp: Path):
-    from gamgin_wake import enroll
-    from gamgin_wake.backends.fewshot import FewShotBackend
+    """The shipped wake config: the trained 金坚 model at its own operating point."""
+    from gamgin_wake.adapt import model_path
+    from gamgin_wake.backends.trained import TrainedBackend
+    from gamgin_wake.classifier import WakeClassifier
     from gamgin_wake.embedding import SpeechEmbedding
-    from gamgin_wake.templates import load_templates
-    from gamgin_wake.verify import WhisperVerifier
 
-    folder = enroll.create_default_enrollment(root=tmp)
-    templates = load_templates("金坚", folder=folder)
+    model = WakeClassifier.load(model_path("金坚"))
     emb = SpeechEmbedding(resolve_model("speech-embedding.onnx"), 1)
-    ver = WhisperVerifier(resolve_model("whisper-base"), "金坚", "forced", threads=1)
 
-    def fires(x: np.ndarray) -> bool:  # the shipped config/wake.yaml values
-        be = FewShotBackend("金坚", templates, emb, 0.09, ver, -5.4, 10.0, 2.0, 0.16)
+    def fires(x: np.ndarray) -> bool:
+        be = TrainedBackend("金坚", model, emb)
         return any(be.process(x[i:i + B]) for i in range(0, len(x), B))
 
     return fires

@@ -25,7 +25,7 @@ DELEGATED = {
     "replay": "gamgin.replay",
     "kb": "gamgin_knowledge.cli",
 }
-WAKE = {"enroll": "gamgin_wake.enroll"}
+WAKE = {"enroll": "gamgin_wake.enroll", "train": "gamgin_wake.train"}
 BENCHES = {
     "transport": "gamgin.bench_transport",
     "wake": "gamgin_wake.bench",
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=lambda a: _run_module(BENCHES[a.name], a.rest))
 
-    w = sub.add_parser("wake", help="wake word tools: enroll")
+    w = sub.add_parser("wake", help="wake word tools: enroll, train")
     w.add_argument("action", choices=sorted(WAKE))
     w.add_argument("rest", nargs=argparse.REMAINDER)
     w.set_defaults(func=lambda a: _run_module(WAKE[a.action], a.rest))

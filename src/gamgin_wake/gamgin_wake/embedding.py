@@ -28,12 +28,16 @@ class SpeechEmbedding:
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        """float32 samples -> (frames, 96) L2-normalized embeddings."""
+    def raw(self, samples: np.ndarray) -> np.ndarray:
+        """float32 samples -> (frames, 96) embeddings as the model gives them."""
         x = np.asarray(samples, dtype=np.float32)
         if len(x) < MIN_SAMPLES:  # the model needs ~1 s; pad with silence rather than fail
             x = np.concatenate([np.zeros(MIN_SAMPLES - len(x), np.float32), x])
-        emb = self.session.run(None, {self.input_name: x[None, :]})[0][0, :, 0, :]
+        return self.session.run(None, {self.input_name: x[None, :]})[0][0, :, 0, :]
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        """float32 samples -> (frames, 96) L2-normalized embeddings (for cosine DTW)."""
+        emb = self.raw(samples)
         return emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9)
 
 
@@ -87,3 +91,61 @@ def trim_silence(x: np.ndarray, rate: int = RATE, floor_db: float = -35.0,
         return x[:0]
     keep = int(keep_s * rate)
     return x[max(0, a - keep): min(len(x), b + keep)]
+
+
+class FrameStream:
+    """Speech-embedding frames of a live stream, each computed once.
+
+    Frame i of the stream sees samples [i*HOP, i*HOP + MIN_SAMPLES), exactly the frame i
+    the model gives for the whole recording at once (the model is convolutional: checked
+    bit-exact), so a classifier trained on whole-clip embeddings sees the same numbers
+    live. Each new frame costs one 80 ms step of the model instead of a whole window.
+    """
+
+    def __init__(self, embedding: SpeechEmbedding, keep_frames: int = 16,
+                 raw: bool = False) -> None:
+        self.embed = embedding.raw if raw else embedding
+        self.keep_frames = keep_frames
+        self.reset()
+
+    def reset(self) -> None:
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0  # stream index of _buf[0]
+        self.next_frame = 0  # index of the next frame to compute
+        self.frames = np.zeros((0, 96), np.float32)  # the last keep_frames frames
+
+    def restart(self) -> None:
+        """Forget the audio and frames so far (a gap in the stream), but keep counting
+        samples: stream indices stay comparable with what was fed before."""
+        fed = self.fed
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = fed
+        self.next_frame = -(-fed // HOP_SAMPLES)
+        self.frames = np.zeros((0, 96), np.float32)
+
+    @property
+    def fed(self) -> int:
+        return self._buf_start + len(self._buf)
+
+    def push(self, samples: np.ndarray, min_new: int = 1) -> int:
+        """Add samples; compute every frame that is complete once at least `min_new` are
+        (batched: one model call per hop). Returns how many frames were added."""
+        self._buf = np.concatenate([self._buf, np.asarray(samples, np.float32)])
+        ready = (self.fed - MIN_SAMPLES) // HOP_SAMPLES + 1 - self.next_frame
+        if ready < max(1, min_new):
+            return 0
+        a = self.next_frame * HOP_SAMPLES - self._buf_start
+        b = a + (ready - 1) * HOP_SAMPLES + MIN_SAMPLES
+        new = self.embed(self._buf[a:b])[:ready]
+        self.frames = np.concatenate([self.frames, new])[-self.keep_frames:]
+        self.next_frame += ready
+        # keep only what the next frame needs
+        drop = self.next_frame * HOP_SAMPLES - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start += drop
+        return ready
+
+    def frame_end(self, frame: int) -> int:
+        """Stream index just after the audio frame `frame` sees."""
+        return frame * HOP_SAMPLES + MIN_SAMPLES

@@ -1,4 +1,5 @@
-"""`gamgin wake enroll`: record or import 3+ takes of the wake word as templates.
+"""`gamgin wake enroll`: record or import 3+ takes of the wake word: templates for the
+few-shot backend, and the trained backend's threshold adapted to the owner (adapt.py).
 
     gamgin wake enroll --mic                      # say it 3 times when asked
     gamgin wake enroll --wav a.wav b.wav c.wav    # any rate/channels; silence is trimmed
@@ -77,6 +78,28 @@ def consistency(takes: list[np.ndarray]) -> list[float]:
             for i, a in enumerate(feats)]
 
 
+def adapt_trained(keyword: str, takes: list[np.ndarray], root: Path | None) -> None:
+    """The trained backend hears the owner: its threshold, adapted to these takes."""
+    from gamgin_common.paths import resolve_model
+    from gamgin_wake.adapt import adapt, model_path
+    from gamgin_wake.embedding import SpeechEmbedding
+
+    try:
+        path = model_path(keyword)
+        res = adapt(keyword, takes, path, SpeechEmbedding(resolve_model("speech-embedding.onnx")),
+                    root)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"(trained model not adapted: {exc})")
+        return
+    change = ("kept" if res["threshold"] == res["model_threshold"]
+              else f"lowered from {res['model_threshold']:.2f} (floor {res['floor']:.2f})")
+    print(f"trained model {res['model']}: your takes score {res['take_scores']}; threshold "
+          f"{res['threshold']:.2f} {change}")
+    for i in res["unheard_takes"]:
+        print(f"  take {i} scores under even the lowest safe threshold: re-record it, or "
+              f"use backend: fewshot (matches your own takes)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gamgin wake enroll", description=__doc__.split("\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
@@ -108,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"enrollment failed: {exc}", file=sys.stderr)
         return 2
     print(f"enrolled {args.keyword!r}: {len(takes)} takes in {folder}")
+    if not args.default:
+        adapt_trained(args.keyword, takes, root)
     try:
         dist = consistency(takes)
     except Exception as exc:

@@ -24,13 +24,18 @@ class WakeNode(StageNode):
     def __init__(self) -> None:
         super().__init__("wake")
         p = self.declare_parameter
-        self.backend_name = str(p("backend", "fewshot").value)
+        self.backend_name = str(p("backend", "trained").value)
         self.keyword = str(p("keyword", "金坚").value)
         self.refractory_s = float(p("refractory_s", 2.0).value)
         self.barge_in = bool(p("barge_in", False).value)
         self.barge_in_with_aec = bool(p("barge_in_with_aec", True).value)
         self.self_voice_tail_s = float(p("self_voice_tail_s", 0.5).value)
-        # fewshot
+        # trained
+        self.model = str(p("model", "").value)
+        self.score_threshold = float(p("score_threshold", 0.0).value)
+        self.holdoff_s = float(p("holdoff_s", 1.0).value)
+        self.patience = int(p("patience", 0).value)
+        # trained + fewshot
         self.embedding_model = str(p("embedding_model", "speech-embedding.onnx").value)
         self.enrollment_dir = str(p("enrollment_dir", "").value)
         self.threshold = float(p("threshold", 0.09).value)
@@ -91,25 +96,20 @@ class WakeNode(StageNode):
                 raise StageError(str(exc)) from exc
             self._ready_msg = f"listening for {be.keywords} (porcupine)"
             return be
+        if self.backend_name == "trained":
+            return self._make_trained()
         from pathlib import Path
 
         from gamgin_wake.backends.fewshot import FewShotBackend
         from gamgin_wake.embedding import SpeechEmbedding
         from gamgin_wake.templates import EnrollmentError, load_templates
-        from gamgin_wake.verify import WhisperVerifier
 
         try:
             folder = Path(self.enrollment_dir) if self.enrollment_dir else None
             templates = load_templates(self.keyword, folder=folder)
             emb = SpeechEmbedding(require_model(self.embedding_model, "speech-embedding model"),
                                   self.threads)
-            verifier = None
-            if self.verify:
-                verifier = WhisperVerifier(
-                    require_model(self.verify_model, "Whisper model for the wake check"),
-                    self.keyword, self.verify_mode, threads=self.threads,
-                    device=self.verify_device, compute_type=self.verify_compute_type)
-                verifier(np.zeros(RATE, np.float32))  # warm up: first call is slow
+            verifier = self._make_verifier() if self.verify else None
         except (EnrollmentError, FileNotFoundError, ValueError, RuntimeError) as exc:
             raise StageError(str(exc)) from exc
         be = FewShotBackend(self.keyword, templates, emb, self.threshold, verifier,
@@ -119,6 +119,47 @@ class WakeNode(StageNode):
         self.health.value("verify", self.verify_mode if self.verify else "off")
         self._ready_msg = (f"listening for {self.keyword} (fewshot, {len(templates)} templates, "
                            f"check {self.verify_mode if self.verify else 'off'})")
+        return be
+
+    def _make_verifier(self):
+        from gamgin_wake.verify import WhisperVerifier
+
+        verifier = WhisperVerifier(
+            require_model(self.verify_model, "Whisper model for the wake check"),
+            self.keyword, self.verify_mode, threads=self.threads,
+            device=self.verify_device, compute_type=self.verify_compute_type)
+        verifier(np.zeros(RATE, np.float32))  # warm up: first call is slow
+        return verifier
+
+    def _make_trained(self) -> WakeBackend:
+        from gamgin_wake.adapt import load_adaptation, model_path
+        from gamgin_wake.backends.trained import TrainedBackend
+        from gamgin_wake.classifier import WakeClassifier
+        from gamgin_wake.embedding import SpeechEmbedding
+
+        try:
+            path = model_path(self.keyword, self.model)
+            model = WakeClassifier.load(path)
+            emb = SpeechEmbedding(require_model(self.embedding_model, "speech-embedding model"),
+                                  self.threads)
+            threshold, source = model.threshold, "the model's"
+            adapted = load_adaptation(self.keyword, model, path)
+            if adapted is not None:
+                threshold, source = adapted["threshold"], "adapted to the owner's takes"
+            if self.score_threshold > 0.0:
+                threshold, source = self.score_threshold, "score_threshold"
+            verifier = self._make_verifier() if self.verify else None
+            be = TrainedBackend(self.keyword, model, emb, threshold, self.hop_s, self.holdoff_s,
+                                verifier, self.verify_min_score, patience=self.patience,
+                                on_decision=self._on_candidate)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            raise StageError(str(exc)) from exc
+        check = self.verify_mode if self.verify else "off"
+        self.health.value("model", path.name)
+        self.health.value("threshold", f"{threshold:.2f} ({source})")
+        self.health.value("verify", check)
+        self._ready_msg = (f"listening for {self.keyword} (trained {path.name}, threshold "
+                           f"{threshold:.3f}: {source}, {be.patience} in a row; check {check})")
         return be
 
     def _on_candidate(self, decision: dict) -> None:

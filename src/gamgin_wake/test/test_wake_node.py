@@ -34,9 +34,10 @@ def values(status) -> dict:
     return {kv.key: kv.value for kv in status.values}
 
 
-@pytest.fixture(scope="module")
-def graph(pulse, probe, node_env, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("wake")
+@pytest.fixture(scope="module", params=["trained", "fewshot"])
+def graph(request, pulse, probe, node_env, tmp_path_factory):
+    backend = request.param
+    tmp = tmp_path_factory.mktemp(f"wake_{backend}")
     enroll.create_default_enrollment(root=tmp / "data")
     clips = {
         "wake": wav(tmp / "wake.wav", HELD_OUT.say("金坚，把客厅的灯打开")),
@@ -52,7 +53,8 @@ def graph(pulse, probe, node_env, tmp_path_factory):
         "gamgin_audio", "mic_node", "mic", env, params={"pulse_source": f"{mic}.monitor"},
         log_dir=str(tmp),
     ) as mic_node, testing.NodeProcess(
-        "gamgin_wake", "wake_node", "wake", env, params_files=[str(CONFIG)], log_dir=str(tmp),
+        "gamgin_wake", "wake_node", "wake", env, params_files=[str(CONFIG)],
+        params={"backend": backend}, log_dir=str(tmp),
     ) as wake_node:
         def ready() -> bool:
             s = latest(probe, diags, "/gamgin/wake")
@@ -66,8 +68,8 @@ def graph(pulse, probe, node_env, tmp_path_factory):
 
         assert testing.wait_for(mic_flowing, 20), mic_node.log()
         mic_pub = probe.publisher(AudioChunk, "/gamgin/audio/mic", qos.MIC_AUDIO)
-        yield {"mic": mic, "wakes": wakes, "diags": diags, "node": wake_node, "clips": clips,
-               "mic_pub": mic_pub}
+        yield {"backend": backend, "mic": mic, "wakes": wakes, "diags": diags,
+               "node": wake_node, "clips": clips, "mic_pub": mic_pub}
         assert wake_node.alive(), wake_node.log()
 
 
@@ -84,7 +86,7 @@ def test_the_enrolled_word_wakes_exactly_once(graph):
     got = speak(graph, "wake")
     assert len(got) == 1, graph["node"].log()
     w = got[0]
-    assert w.keyword == "金坚" and w.backend == "fewshot" and 0.0 < w.confidence <= 1.0
+    assert w.keyword == "金坚" and w.backend == graph["backend"] and 0.0 < w.confidence <= 1.0
     assert w.turn_id > 0
     word_end = w.word_end.sec + w.word_end.nanosec * 1e-9
     assert t0 < word_end < time.time(), "word_end is a capture time within the playback"
@@ -105,10 +107,10 @@ def test_bad_audio_is_reported_and_the_node_keeps_listening(graph, probe):
     assert testing.wait_for(warned, 10), graph["node"].log()
     assert int(values(latest(probe, graph["diags"], "/gamgin/wake"))["bad_chunks"]) >= 1
     time.sleep(2.0)  # past the refractory period of the previous test's wake
-    # still listening = the next "金坚" reaches the detector and matches the templates (a
-    # candidate). Whether its Whisper check then accepts it depends on where the window
-    # falls (CI-21: the same clip verified at -4.0 in the test above, -5.2 here, the bar
-    # is -5.0): that is the detector's accuracy, which `gamgin bench wake` measures.
+    # still listening = the next "金坚" reaches the detector: a wake, or a candidate (a
+    # window the first stage took). Whether a Whisper check then accepts it depends on
+    # where the window falls (CI-21: the same clip verified at -4.0 in the test above,
+    # -5.2 here, the bar -5.0): that is accuracy, which `gamgin bench wake` measures.
     def candidates() -> int:
         return int(values(latest(probe, graph["diags"], "/gamgin/wake")).get("candidates", 0))
 

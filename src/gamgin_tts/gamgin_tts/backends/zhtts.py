@@ -249,6 +249,11 @@ class ZhttsEngine:
             for _ in self.synthesize("你好。", "zh"):
                 pass
 
+    def set_prosody(self, speed: float = 1.0, pitch: float = 1.0, energy: float = 1.0) -> None:
+        """Speak faster/higher/louder from the next clause on (the wake word's training
+        data draws many "speakers" from the one voice this way)."""
+        self._feed_template = self._acoustic_feeds(speed, pitch, energy)
+
     def _acoustic_feeds(self, speed: float, pitch: float, energy: float) -> dict:
         """FastSpeech2's inputs other than the phone ids, typed as the graph wants them."""
         feeds: dict[str, np.ndarray] = {}

@@ -1,3 +1,3 @@
 """Wake detectors behind ``gamgin_wake.core.WakeBackend``, chosen by the ``backend`` parameter."""
 
-BACKENDS = ("fewshot", "porcupine")
+BACKENDS = ("trained", "fewshot", "porcupine")
