@@ -30,6 +30,7 @@ import yaml
 from gamgin_common.paths import resolve_model, results_path
 from gamgin_wake import augment, synth
 from gamgin_wake.embedding import RATE
+from gamgin_wake.train import trim
 
 TAIL_S = 1.5
 CHUNK = RATE // 50
@@ -75,12 +76,6 @@ class HeldoutVoices:
         return self.espeak(text)
 
 
-def _trim(x: np.ndarray) -> np.ndarray:
-    from gamgin_wake.train import trim
-
-    return trim(x)
-
-
 def positive_audio(voices: HeldoutVoices, text: str, neural: bool) -> tuple[np.ndarray, int, str]:
     """The sentence said in pieces around 金坚 (short pauses where the commas are)."""
     before, after = text.split(synth.WAKE_WORD, 1)
@@ -88,12 +83,12 @@ def positive_audio(voices: HeldoutVoices, text: str, neural: bool) -> tuple[np.n
     word, voice = voices.say(synth.WAKE_WORD, neural)
     pieces = []
     if before:
-        pieces += [_trim(voices.say(before, neural)[0]), np.zeros(int(0.15 * RATE), np.float32)]
+        pieces += [trim(voices.say(before, neural)[0]), np.zeros(int(0.15 * RATE), np.float32)]
     start = sum(len(p) for p in pieces)
-    word = _trim(word)
+    word = trim(word)
     pieces.append(word)
     if after and re.search(r"\w", after):
-        pieces += [np.zeros(int(0.15 * RATE), np.float32), _trim(voices.say(after, neural)[0])]
+        pieces += [np.zeros(int(0.15 * RATE), np.float32), trim(voices.say(after, neural)[0])]
     return np.concatenate(pieces), start + len(word), voice
 
 
@@ -143,7 +138,7 @@ def build_set(quick: bool = False, seed: int = 7) -> list[Clip]:
         for neural, cond in ((False, "clean"), (True, "pink15"), (False, "music15"),
                              (True, "clean"))[: 2 if quick else 4]:
             x, voice = voices.say(text, neural)
-            y, _ = padded(_trim(x))
+            y, _ = padded(trim(x))
             y = condition(y, cond, rng, voices, texts["ordinary_zh"])
             clips.append(Clip(False, text, voice, cond, y, 0))
     for kind in augment.NOISE_KINDS[: 2 if quick else None]:  # the house alone, 2 min each
@@ -229,37 +224,37 @@ def run_backend(factory, clips: list[Clip]) -> dict:
 
 
 def det_curve(clips: list[Clip], model: str = "") -> tuple[list[dict], float]:
-    """Every threshold at once: window scores computed as the stream computes them (the
-    embedding is convolutional, so whole-clip frames are the live frames)."""
+    """Every threshold at once, decided as the stream decides (the model's patience, a
+    1 s hold-off): window scores from whole-clip frames, which are the live frames (the
+    embedding is convolutional)."""
     from gamgin_wake.adapt import model_path
     from gamgin_wake.classifier import WakeClassifier
     from gamgin_wake.embedding import HOP_SAMPLES, MIN_SAMPLES, SpeechEmbedding
+    from gamgin_wake.train import THRESHOLDS, count_wakes
 
     m = WakeClassifier.load(model_path(synth.WAKE_WORD, model))
+    patience = int(m.meta.get("patience", 1))
     emb = SpeechEmbedding(resolve_model("speech-embedding.onnx"))
-    pos_best, neg_events, neg_s = [], [], 0.0
+    scored, neg_s = [], 0.0
     for c in clips:
         f = emb.raw(c.audio)
         if len(f) < m.frames:
             continue
         s = m.score(np.lib.stride_tricks.sliding_window_view(f, (m.frames, 96))[:, 0])
         ends = (np.arange(len(s)) + m.frames - 1) * HOP_SAMPLES + MIN_SAMPLES
-        if c.label:
-            # a wake counts from the word's end until 1 s later (what the stream can do)
-            ok = (ends >= c.word_end) & (ends <= c.word_end + RATE)
-            pos_best.append(float(s[ok].max()) if ok.any() else 0.0)
+        if c.label:  # heard when the wake comes within 0.4 s before to 1 s after the word's end
+            s = s[(ends >= c.word_end - 0.4 * RATE) & (ends <= c.word_end + RATE)]
         else:
             neg_s += len(c.audio) / RATE
-            # one event per 1 s stretch over the threshold (the backend's hold-off)
-            for k in range(0, len(s), 12):
-                neg_events.append(float(s[k: k + 12].max()))
-    pos_best_a, neg_a = np.array(pos_best), np.array(neg_events)
+        scored.append((c.label, s))
     rows = []
-    for t in np.round(np.arange(0.02, 1.0, 0.02), 2):
-        rows.append({"threshold": float(t),
-                     "false_reject_pct": round(100.0 * float(np.mean(pos_best_a < t)), 2),
-                     "false_accepts_per_hour": round(float(np.sum(neg_a >= t)) / (neg_s / 3600),
-                                                     2)})
+    for t in THRESHOLDS:
+        wakes = [(label, count_wakes(s >= t, patience)) for label, s in scored]
+        pos = [n for label, n in wakes if label]
+        rows.append({"threshold": round(float(t), 6), "patience": patience,
+                     "false_reject_pct": round(100.0 * sum(n == 0 for n in pos) / len(pos), 2),
+                     "false_accepts_per_hour": round(
+                         sum(n for label, n in wakes if not label) / (neg_s / 3600), 2)})
     return rows, m.threshold
 
 
@@ -311,6 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     out = results_path("bench-wake.json", args.out)  # fails now, not after the run
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
 
+    if "trained" in wanted or "trained-check" in wanted:
+        from gamgin_wake.adapt import model_path
+        from gamgin_wake.classifier import WakeClassifier
+
+        try:  # a missing or foreign --model fails now, not after building the set
+            WakeClassifier.load(model_path(synth.WAKE_WORD, args.model))
+        except (FileNotFoundError, ValueError) as exc:
+            ap.error(str(exc))
     t0 = time.time()
     clips = build_set(args.quick)
     pos = sum(c.label for c in clips)

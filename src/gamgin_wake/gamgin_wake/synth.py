@@ -74,35 +74,6 @@ TEST_SPEAKERS = [
 ]
 
 WAKE_WORD = "金坚"
-WAKE_PHRASES = ["金坚", "金坚，把客厅的灯打开", "金坚，今天天气怎么样", "你好，金坚"]
-
-# Ordinary speech and near-misses (shared syllables jin/jian, similar finals).
-NEGATIVE_ZH = [
-    "这个问题其实很简单", "我们明天下午见面吧", "今天天气很好", "金钱不是一切",
-    "坚持就是胜利", "这道菜很新鲜", "请把文件精简一下", "经济发展很快",
-    "我要去医院检查身体", "今年冬天特别冷", "把客厅的灯打开", "现在几点了",
-    "他的建议很有意思", "金色的阳光", "尖叫的声音", "简单见面聊聊天",
-]
-NEGATIVE_EN = [
-    "Turn on the living room light please.", "What time is it now?",
-    "Jingle bells, jingle all the way.", "The gin and jam were on the table.",
-    "Can you tell me a story about a cat?", "Jenny and Jane went to the gym.",
-]
-
-
-def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator,
-              kind: str = "pink") -> np.ndarray:
-    """Mix noise at `snr_db` relative to the speech's active power (kind: white|pink)."""
-    n = rng.standard_normal(len(x)).astype(np.float32)
-    if kind == "pink":  # 1/f by shaping the spectrum: fan/room noise more than hiss
-        spec = np.fft.rfft(n)
-        f = np.arange(len(spec), dtype=np.float32)
-        f[0] = 1.0
-        n = np.fft.irfft(spec / np.sqrt(f), len(n)).astype(np.float32)
-    active = x[np.abs(x) > 0.02 * (np.max(np.abs(x)) + 1e-9)]
-    p_sig = float(np.mean(np.square(active))) if len(active) else 1e-6
-    p_noise = float(np.mean(np.square(n))) + 1e-12
-    return (x + n * np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))).astype(np.float32)
 
 
 def pad(x: np.ndarray, before_s: float, after_s: float, rate: int = RATE) -> np.ndarray:

