@@ -9,7 +9,6 @@ import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.conditions import UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -17,25 +16,37 @@ from gamgin.graph import default_config_dir, load_graph
 
 
 def graph_nodes(context, *args, **kwargs) -> list:
-    """The nodes, built once the launch arguments are known (profile picks a params file)."""
+    """The processes, built once the launch arguments are known (profile picks a params
+    file, no_audio drops the audio nodes, also from a composed process)."""
     config_dir = default_config_dir()
     profile = LaunchConfiguration("profile").perform(context)
+    no_audio = LaunchConfiguration("no_audio").perform(context).lower() in ("true", "1")
     graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile or None)
-    return [
-        Node(
+    actions = []
+    for unit in graph.units(graph.select(no_audio=no_audio)):
+        node = unit.node
+        common = dict(
+            respawn=node.respawn,
+            respawn_delay=0.0,  # as gamgin up: a turn may be waiting on the node
+            prefix=" ".join(node.prefix()) or None,
+            output="screen",
+        )
+        if unit.composed:
+            # several light nodes in one Python process (gamgin_common.container), as a
+            # component container would hold them; each keeps its own name and params
+            cmd = unit.command(graph.namespace, config_dir, node.executable, "stage_container")
+            actions.append(Node(package="gamgin_common", executable="stage_container",
+                                arguments=cmd[cmd.index("stage_container") + 1:], **common))
+            continue
+        actions.append(Node(
             package=node.package,
             executable=node.executable,
             name=node.name,
             namespace=graph.namespace,
             parameters=[str(p) for p in node.param_files(config_dir)],
-            respawn=node.respawn,
-            respawn_delay=0.0,  # as gamgin up: a turn may be waiting on the node
-            prefix=" ".join(node.prefix()) or None,
-            output="screen",
-            condition=UnlessCondition(LaunchConfiguration("no_audio")) if node.audio else None,
-        )
-        for node in graph.nodes
-    ]
+            **common,
+        ))
+    return actions
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -16,5 +16,7 @@ setup(
     maintainer_email="team@gamgin.dev",
     description="Shared pieces of the gamgin nodes",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "stage_container = gamgin_common.container:main",
+    ]},
 )

@@ -23,10 +23,13 @@ TURNS = [("你好，你叫什么名字？", "zh"), ("What can you do?", "en"), (
 
 
 def node_of(cmdline: list[str]) -> str:
-    """The node name from a node's command line (`-r __node:=<name>`), else what it is."""
-    for arg in cmdline:
-        if arg.startswith("__node:="):
-            return arg.split(":=", 1)[1]
+    """The node name from a node's command line (`-r __node:=<name>`), a composed process's
+    ``<process>(<node>+<node>...)``, else what it is."""
+    names = [arg.split(":=", 1)[1] for arg in cmdline if arg.startswith("__node:=")]
+    if "--process" in cmdline[:-1]:
+        return f"{cmdline[cmdline.index('--process') + 1]}({'+'.join(names)})"
+    if names:
+        return names[0]
     text = " ".join(cmdline)
     if "gamgin_common.standby" in text:
         return "(standby)"

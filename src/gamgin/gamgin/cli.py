@@ -106,9 +106,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     config_dir = Path(args.config) if args.config else default_config_dir()
     graph = load_graph(config_dir / "graph.yaml")
     for n in graph.nodes:
-        flags = " [audio]" if n.audio else ""
+        flags = (" [audio]" if n.audio else "") + (f" [process {n.process}]" if n.process else "")
         print(f"{graph.namespace}/{n.name:10s} {n.package}/{n.executable}{flags}  "
               f"params: {', '.join(n.params) or '-'}  {n.description}")
+    units = graph.units()
+    print(f"{len(graph.nodes)} nodes in {len(units)} processes: "
+          + ", ".join(f"{u.name}({'+'.join(n.name for n in u.nodes)})" if u.composed else u.name
+                      for u in units))
     return 0
 
 
@@ -116,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gamgin", description="gamgin (金坚) voice companion")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    up = sub.add_parser("up", help="start the whole graph, one process per node")
+    up = sub.add_parser("up", help="start the whole graph (a process per node or per "
+                                   "graph.yaml `process`)")
     up.add_argument("--no-audio", action="store_true", help="all but the microphone and speaker")
     up.add_argument("--only", help="comma-separated node names to start")
     up.add_argument("--exclude", help="comma-separated node names to leave out")

@@ -8,7 +8,7 @@ machine). So the two cannot drift: add a node here and both start it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -29,6 +29,7 @@ class GraphNode:
     description: str = ""
     nice: int = 0  # > 0: yields the CPU to the conversation path (helpers, viewers)
     standby: bool = False  # gamgin up: a crash is taken over by the pre-started spare process
+    process: str = ""  # nodes naming the same process run in one (composition); "" = alone
 
     def prefix(self) -> list[str]:
         """Command prefix that applies `nice` (the same for gamgin up and ros2 launch)."""
@@ -60,8 +61,7 @@ class Graph:
             known = sorted(p.stem for p in (config_dir / "profiles").glob("*.yaml"))
             raise GraphError(f"no profile {profile!r} in {config_dir / 'profiles'}; known: {known}")
         return Graph(self.namespace, tuple(
-            GraphNode(n.name, n.package, n.executable, (*n.params, rel), n.audio, n.respawn,
-                      n.description, n.nice, n.standby) for n in self.nodes))
+            replace(n, params=(*n.params, rel)) for n in self.nodes))
 
     def select(self, no_audio: bool = False, only: set[str] | None = None,
                exclude: set[str] | None = None) -> list[GraphNode]:
@@ -73,6 +73,54 @@ class Graph:
                 if not (no_audio and n.audio)
                 and (not only or n.name in only)
                 and n.name not in (exclude or set())]
+
+    def units(self, nodes: list[GraphNode] | None = None) -> list[Unit]:
+        """The OS processes that run ``nodes`` (default: all): nodes sharing a ``process``
+        name in one, in the order the first of each appears; every other node alone."""
+        units: dict[str, list[GraphNode]] = {}
+        for n in self.nodes if nodes is None else nodes:
+            units.setdefault(n.process or f"node:{n.name}", []).append(n)
+        return [Unit(n[0].process, tuple(n)) for n in units.values()]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One process of the graph: a node alone, or several composed in a container.
+
+    Composition is what ROS 2 component containers do for C++ nodes: light nodes share one
+    Python interpreter, rclpy and DDS participant instead of ~45 MB each (measured:
+    `gamgin bench memory`). The price is shared fate: a crash restarts the whole process."""
+
+    process: str  # "" for a node alone
+    nodes: tuple[GraphNode, ...]
+
+    @property
+    def name(self) -> str:
+        return self.process or self.nodes[0].name
+
+    @property
+    def composed(self) -> bool:
+        return bool(self.process)
+
+    @property
+    def node(self) -> GraphNode:
+        """The first node: the process's nice/respawn (load_graph checks the rest agree)."""
+        return self.nodes[0]
+
+    def command(self, namespace: str, config_dir: Path, exe: str, container: str = "",
+                extra: dict[str, list[str]] | None = None) -> list[str]:
+        """The process's argv: ``exe`` with the node's ROS arguments, or for a composed unit
+        ``container --process <name>`` and one ``--stage <package>/<executable> <ROS args>``
+        per node. ``extra``: more ROS arguments per node name (e.g. ``-p k:=v``)."""
+        def args(n: GraphNode) -> list[str]:
+            return [*n.ros_args(namespace, config_dir), *(extra or {}).get(n.name, [])]
+
+        if not self.composed:
+            return [*self.node.prefix(), exe, *args(self.node)]
+        cmd = [*self.node.prefix(), container, "--process", self.process]
+        for n in self.nodes:
+            cmd += ["--stage", f"{n.package}/{n.executable}", *args(n)]
+        return cmd
 
 
 def load_graph(path: str | Path) -> Graph:
@@ -95,7 +143,7 @@ def load_graph(path: str | Path) -> Graph:
         if missing:
             raise GraphError(f"{path}: nodes[{i}] lacks {', '.join(missing)}")
         unknown = set(entry) - {"name", "package", "executable", "params", "audio", "respawn",
-                                "description", "nice", "standby"}
+                                "description", "nice", "standby", "process"}
         if unknown:
             raise GraphError(
                 f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
@@ -114,8 +162,30 @@ def load_graph(path: str | Path) -> Graph:
             audio=bool(entry.get("audio", False)), respawn=bool(entry.get("respawn", True)),
             description=str(entry.get("description", "")), nice=nice,
             standby=bool(entry.get("standby", False)),
+            process=str(entry.get("process") or ""),
         ))
-    return Graph(namespace=ns, nodes=tuple(nodes))
+    graph = Graph(namespace=ns, nodes=tuple(nodes))
+    for unit in graph.units():
+        _check_unit(path, unit, {n.name for n in graph.nodes} - {n.name for n in unit.nodes})
+    return graph
+
+
+def _check_unit(path: Path, unit: Unit, others: set[str]) -> None:
+    """Nodes in one process must agree on what is a process's, not a node's, setting."""
+    if not unit.composed:
+        return
+    if unit.process in others:  # logs and `gamgin up` output are labelled by process
+        raise GraphError(f"{path}: process name {unit.process!r} is also a node outside it")
+    for n in unit.nodes:
+        if n.standby:
+            raise GraphError(f"{path}: {n.name}: a standby node runs alone (it is taken over "
+                             f"by the spare process); remove 'process: {unit.process}'")
+        for key in ("nice", "respawn"):
+            if getattr(n, key) != getattr(unit.node, key):
+                raise GraphError(
+                    f"{path}: process {unit.process!r}: {n.name} has {key} "
+                    f"{getattr(n, key)!r} but {unit.node.name} has {getattr(unit.node, key)!r}; "
+                    f"a process has one {key}")
 
 
 def default_config_dir() -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from gamgin.graph import Graph, GraphNode
+from gamgin.graph import Graph, GraphNode, Unit
 from gamgin_common.paths import find_executable
 from gamgin_common.shutdown import DIE_WITH_PARENT_ENV, PARENT_PID_ENV
 
@@ -27,7 +27,7 @@ RESET = "\033[0m"
 
 @dataclass
 class Child:
-    node: GraphNode
+    unit: Unit  # one node, or several composed in one process (graph.yaml's `process`)
     cmd: list[str]
     proc: subprocess.Popen | None = None
     started: float = 0.0
@@ -38,6 +38,14 @@ class Child:
     exit_codes: list[int] = field(default_factory=list)
     exe: str = ""  # the stage's entry script; cmd = [*prefix, exe, *ros_args]
     ros_args: list[str] = field(default_factory=list)
+
+    @property
+    def node(self) -> GraphNode:
+        return self.unit.node
+
+    @property
+    def name(self) -> str:
+        return self.unit.name
 
 
 @dataclass
@@ -69,13 +77,18 @@ class Supervisor:
         self._stopping = threading.Event()
         self._out_lock = threading.Lock()
         self.children: list[Child] = []
-        for node in nodes:
-            exe = find_executable(node.package, node.executable)
-            args = node.ros_args(graph.namespace, config_dir)
-            for key, value in (overrides or {}).get(node.name, {}).items():
-                args += ["-p", f"{key}:={value}"]  # command-line flags beat params files
-            self.children.append(Child(node, [*node.prefix(), str(exe), *args], exe=str(exe),
-                                       ros_args=args))
+        # command-line flags beat params files
+        extra = {name: [a for k, v in kv.items() for a in ("-p", f"{k}:={v}")]
+                 for name, kv in (overrides or {}).items()}
+        container = ""
+        for unit in graph.units(nodes):
+            node = unit.node
+            exe = str(find_executable(node.package, node.executable))
+            if unit.composed:
+                container = container or str(find_executable("gamgin_common", "stage_container"))
+            cmd = unit.command(graph.namespace, config_dir, exe, container, extra)
+            args = [*node.ros_args(graph.namespace, config_dir), *extra.get(node.name, [])]
+            self.children.append(Child(unit, cmd, exe=exe, ros_args=args))
         # One spare process for the stages marked `standby: true` in graph.yaml: a crashed
         # one is taken over by it instead of a cold start (see gamgin_common/standby.py).
         # Started `standby_delay` s after the graph (or a take-over), off the busy moments.
@@ -84,15 +97,15 @@ class Supervisor:
         self.standby: Standby | None = None
         self.standby_delay = standby_delay
         self._standby_due = 0.0
-        width = max((len(c.node.name) for c in self.children), default=4)
-        self._prefix = {c.node.name: c.node.name.ljust(width) for c in self.children}
+        width = max((len(c.name) for c in self.children), default=4)
+        self._prefix = {c.name: c.name.ljust(width) for c in self.children}
         self.on_event: Callable[[str, Child], None] = lambda kind, child: None
 
     # ------------------------------------------------------------------ output
     def say(self, line: str, name: str = "gamgin") -> None:
         prefix = self._prefix.get(name, name)
         if self.color:
-            idx = [c.node.name for c in self.children].index(name) if name in self._prefix else -1
+            idx = [c.name for c in self.children].index(name) if name in self._prefix else -1
             col = COLORS[idx % len(COLORS)] if idx >= 0 else "\033[1m"
             prefix = f"{col}{prefix}{RESET}"
         with self._out_lock:
@@ -129,12 +142,14 @@ class Supervisor:
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
         )
         child.started = time.monotonic()
-        name = child.node.name
+        name = child.name
         child.reader = threading.Thread(target=self._pump, args=(lambda: name, child.proc),
                                         daemon=True)
         child.reader.start()
-        self.say(f"started {child.node.package}/{child.node.executable} as "
-                 f"{self.graph.namespace}/{child.node.name} (pid {child.proc.pid})")
+        what = ", ".join(f"{n.package}/{n.executable} as {self.graph.namespace}/{n.name}"
+                         for n in child.unit.nodes)
+        self.say(f"started {what} (pid {child.proc.pid}"
+                 f"{', one process' if child.unit.composed else ''})")
         self.on_event("started", child)
 
     # ------------------------------------------------------------------ standby
@@ -167,11 +182,11 @@ class Supervisor:
             sb.proc.stdin.flush()
         except (OSError, ValueError):
             return False
-        sb.owner = child.node.name
+        sb.owner = child.name
         child.proc, child.reader, child.started = sb.proc, sb.reader, time.monotonic()
         self.standby = None
         self._standby_due = time.monotonic() + self.standby_delay
-        self.say(f"{child.node.name} taken over by the standby process (pid {sb.proc.pid})")
+        self.say(f"{child.name} taken over by the standby process (pid {sb.proc.pid})")
         self.on_event("started", child)
         return True
 
@@ -205,12 +220,12 @@ class Supervisor:
                 if child.reader:
                     child.reader.join(timeout=1.0)
                 if not child.node.respawn:
-                    self.say(f"{child.node.name} exited with {code}; respawn is off")
+                    self.say(f"{child.name} exited with {code}; respawn is off")
                     continue
                 if now - child.started > self.healthy_after:
                     child.backoff = 0.0
                 child.next_start = now + child.backoff
-                self.say(f"{child.node.name} exited with {code}; "
+                self.say(f"{child.name} exited with {code}; "
                          f"restarting in {child.backoff:.1f} s")
                 # a node that keeps crashing backs off: 0, 0.5, 1, 2 ... max_backoff
                 child.backoff = min(max(child.backoff * 2, 0.5), self.max_backoff)
@@ -232,7 +247,7 @@ class Supervisor:
             try:
                 c.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.say(f"{c.node.name} did not stop in {timeout:.0f} s; killing it")
+                self.say(f"{c.name} did not stop in {timeout:.0f} s; killing it")
                 os.killpg(c.proc.pid, signal.SIGKILL)
                 c.proc.wait()
         if self.standby is not None:

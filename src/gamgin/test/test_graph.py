@@ -50,6 +50,14 @@ def test_helpers_run_niced_and_the_conversation_path_does_not():
     ("nodes: [", "not valid YAML"),
     ("nodes: [{name: a, package: p, executable: e, nice: -5}]", "nice must be 0..19"),
     ("nodes: [{name: a, package: p, executable: e, nice: true}]", "nice must be 0..19"),
+    ("nodes: [{name: a, package: p, executable: e, process: x},"
+     " {name: b, package: p, executable: e, process: x, nice: 5}]", "a process has one nice"),
+    ("nodes: [{name: a, package: p, executable: e, process: x},"
+     " {name: b, package: p, executable: e, process: x, respawn: false}]", "one respawn"),
+    ("nodes: [{name: a, package: p, executable: e, process: x, standby: true}]",
+     "a standby node runs alone"),
+    ("nodes: [{name: a, package: p, executable: e, process: b},"
+     " {name: b, package: p, executable: e}]", "also a node outside it"),
 ])
 def test_malformed_graphs_are_refused_with_the_reason(tmp_path, text, message):
     (tmp_path / "graph.yaml").write_text(text)
@@ -85,3 +93,37 @@ def test_unknown_profile_is_refused_with_the_known_ones():
     graph = load_graph(ROOT / "config" / "graph.yaml")
     with pytest.raises(GraphError, match=r"no profile 'tiny'.*small-robot"):
         graph.with_profile(ROOT / "config", "tiny")
+
+
+def test_composed_nodes_share_a_process_and_the_rest_run_alone(tmp_path):
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    units = graph.units()
+    assert sorted(n.name for u in units for n in u.nodes) == sorted(n.name for n in graph.nodes)
+    by = {u.name: [n.name for n in u.nodes] for u in units}
+    # the conversation's heavy stages each keep a process (and the standby can replace them)
+    for heavy in ("stt", "llm", "tts"):
+        assert by[heavy] == [heavy]
+    base = next(u for u in units if "mic" in [n.name for n in u.nodes])
+    assert base.composed and len(base.nodes) > 1
+    # --no-audio takes the audio nodes out of their process, not the process away
+    kept = graph.units(graph.select(no_audio=True))
+    assert not {"mic", "speaker", "music"} & {n.name for u in kept for n in u.nodes}
+    assert base.name in {u.name for u in kept}
+
+
+def test_a_composed_process_passes_each_node_its_own_ros_arguments(tmp_path):
+    (tmp_path / "graph.yaml").write_text(
+        "nodes: [{name: a, package: pa, executable: ea, process: both, params: [a.yaml]},"
+        " {name: solo, package: ps, executable: es},"
+        " {name: b, package: pb, executable: eb, process: both, params: [b.yaml]}]")
+    graph = load_graph(tmp_path / "graph.yaml")
+    both, solo = graph.units()
+    assert [n.name for n in both.nodes] == ["a", "b"] and both.name == "both"
+    cmd = both.command("/ns", tmp_path, "/x/ea", "/x/stage_container", {"b": ["-p", "k:=1"]})
+    assert cmd == ["/x/stage_container", "--process", "both",
+                   "--stage", "pa/ea", "--ros-args", "-r", "__node:=a", "-r", "__ns:=/ns",
+                   "--params-file", str(tmp_path / "a.yaml"),
+                   "--stage", "pb/eb", "--ros-args", "-r", "__node:=b", "-r", "__ns:=/ns",
+                   "--params-file", str(tmp_path / "b.yaml"), "-p", "k:=1"]
+    assert solo.command("/ns", tmp_path, "/x/es") == [
+        "/x/es", "--ros-args", "-r", "__node:=solo", "-r", "__ns:=/ns"]

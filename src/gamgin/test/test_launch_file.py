@@ -56,26 +56,61 @@ def launch(monkeypatch, **arguments) -> tuple[list, list]:
     return actions, nodes
 
 
+def _launched_nodes(nodes: list) -> list[tuple[str, list[str]]]:
+    """(node name, its params files) for every node the launch file starts, alone or in a
+    stage container (whose arguments carry each node's own --ros-args)."""
+    out = []
+    for launched in nodes:
+        kw = launched.kwargs
+        if kw["executable"] != "stage_container":
+            out.append((kw["name"], kw["parameters"]))
+            continue
+        args = kw["arguments"]
+        for i, a in enumerate(args):
+            if a.startswith("__node:="):
+                j = i + 1
+                files = []
+                while j < len(args) and args[j] != "--stage":
+                    if args[j] == "--params-file":
+                        files.append(args[j + 1])
+                    j += 1
+                out.append((a.split(":=", 1)[1], files))
+    return out
+
+
 def test_launch_file_declares_the_same_graph_as_gamgin_up(monkeypatch):
     actions, nodes = launch(monkeypatch)
     graph = load_graph(ROOT / "config" / "graph.yaml")
-    assert [n.kwargs["name"] for n in nodes] == [g.name for g in graph.nodes]
-    for launched, node in zip(nodes, graph.nodes, strict=True):
-        kw = launched.kwargs
-        assert (kw["package"], kw["executable"], kw["namespace"]) == (
-            node.package, node.executable, graph.namespace)
-        assert kw["parameters"] == [str(p) for p in node.param_files(ROOT / "config")]
+    units = graph.units()
+    assert len(nodes) == len(units)  # one launched process per graph.yaml process
+    assert [n for n, _ in _launched_nodes(nodes)] == [n.name for u in units for n in u.nodes]
+    for launched, unit in zip(nodes, units, strict=True):
+        kw, node = launched.kwargs, unit.node
+        if unit.composed:
+            assert (kw["package"], kw["executable"]) == ("gamgin_common", "stage_container")
+            assert kw["arguments"][:2] == ["--process", unit.process]
+        else:
+            assert (kw["package"], kw["executable"], kw["namespace"]) == (
+                node.package, node.executable, graph.namespace)
+            assert kw["parameters"] == [str(p) for p in node.param_files(ROOT / "config")]
         assert kw["respawn"] is node.respawn
         assert kw.get("prefix") == (f"nice -n {node.nice}" if node.nice else None)
-        assert (kw["condition"] is not None) == node.audio  # no_audio:=true drops audio nodes
 
     env = {a.args[0]: a.args[1] for a in actions if type(a).__name__ == "SetEnvironmentVariable"}
     assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"  # closed by default
 
 
+def test_no_audio_drops_the_audio_nodes_also_from_a_composed_process(monkeypatch):
+    _, nodes = launch(monkeypatch, no_audio="true")
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    assert sorted(n for n, _ in _launched_nodes(nodes)) == sorted(
+        n.name for n in graph.nodes if not n.audio)
+
+
 def test_a_profile_adds_its_params_file_after_each_nodes_own(monkeypatch):
     _, nodes = launch(monkeypatch, profile="gpu")
     graph = load_graph(ROOT / "config" / "graph.yaml").with_profile(ROOT / "config", "gpu")
-    assert [n.kwargs["parameters"] for n in nodes] == [
+    by_name = dict(_launched_nodes(nodes))
+    assert [by_name[g.name] for g in graph.nodes] == [
         [str(p) for p in g.param_files(ROOT / "config")] for g in graph.nodes]
-    assert all(n.kwargs["parameters"][-1].endswith("profiles/gpu.yaml") for n in nodes)
+    assert all(files[-1].endswith("profiles/gpu.yaml") for files in by_name.values())

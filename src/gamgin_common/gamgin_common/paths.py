@@ -96,3 +96,13 @@ def find_executable(package: str, executable: str) -> Path:
         f"executable {executable!r} of package {package!r} not found under AMENT_PREFIX_PATH "
         f"({len(prefixes)} prefixes); did you `source scripts/activate` after scripts/setup?"
     )
+
+
+def entry_point(executable: str) -> str | None:
+    """``module:function`` behind an installed console script (e.g. ``mic_node`` ->
+    ``gamgin_audio.mic_node:main``), or None."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="console_scripts").select(name=executable):
+        return ep.value
+    return None

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psutil
 import rclpy
@@ -209,7 +210,21 @@ class StageNode(LifecycleNode):
 
 
 LEVELS = {"OK": OK, "WARN": WARN, "ERROR": ERROR}
-_node_cli_args: list[str] | None = None  # set when a standby process becomes a stage
+_node_cli_args: list[str] | None = None  # the next node's own ROS args (standby, container)
+
+
+@dataclass
+class StageSpec:
+    """One node of a process: its class, its own ROS arguments, the executor threads it wants."""
+
+    node_cls: type[StageNode]
+    args: list[str] | None = None  # None: the process's command line
+    threads: int = 1
+
+
+# set by the stage container while it reads each stage's main(): run_stage then records the
+# node instead of running it (gamgin_common.container)
+_collecting: list[StageSpec] | None = None
 
 
 def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads: int = 1) -> None:
@@ -219,42 +234,67 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
     thread serves them best (a burst of 300 speech chunks: 25 ms, against 65 ms for
     rclpy's MultiThreadedExecutor, which can also spin a core: see executor.py). A node
     whose callbacks block (knowledge: a long ingest while searches are served) asks for
-    more threads and gets the SteadyExecutor.
+    more threads and gets the SteadyExecutor."""
+    spec = StageSpec(node_cls, None if args is None else list(args), threads)
+    if _collecting is not None:
+        _collecting.append(spec)
+        return
+    run_stages([spec])
+
+
+def run_stages(specs: list[StageSpec], process: str = "") -> None:
+    """Run one node, or several in this process (``process``: the container's name; each
+    spec then carries its node's own ROS arguments), until SIGINT/SIGTERM.
 
     The stop is ours, not rclpy's (see shutdown.py): a signal only sets a flag; the spin
-    loop sees it within 0.1 s; the stage's workers stop while the context is still valid
-    (no publish into a dead context); then the node and the context go. A deadline ends
-    the process if any of that hangs, so a node is gone within 2 s of the signal."""
+    loop sees it within 0.1 s; the stages' workers stop while the context is still valid
+    (no publish into a dead context); then the nodes and the context go. A deadline ends
+    the process if any of that hangs, so a process is gone within 2 s of the signal."""
     global _node_cli_args
     die_with_parent()
-    stop = StopSignals(node_cls.__name__).install()
+    stop = StopSignals(process or specs[0].node_cls.__name__).install()
     t_imported = time.time()
     from gamgin_common import standby
 
-    if standby.became_at is not None and rclpy.ok():
+    standby_stage = standby.became_at is not None and rclpy.ok()
+    if standby_stage:
         # a standby process became this stage: rclpy and its DDS participant are up (and
         # known to every peer); the node takes the ROS arguments the stage was given
         t_started = standby.became_at
-        _node_cli_args = list(args if args is not None else sys.argv[1:])
+        args = specs[0].args
+        specs = [StageSpec(specs[0].node_cls, list(args if args is not None else sys.argv[1:]),
+                           specs[0].threads)]
     else:
         t_started = psutil.Process().create_time()
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = executor = None
+        # composed: no process-wide ROS arguments; each node gets its own (cli_args)
+        rclpy.init(args=[] if process else specs[0].args,
+                   signal_handler_options=SignalHandlerOptions.NO)
+    nodes: list[StageNode] = []
+    executor = None
     code = 0
     try:
-        node = node_cls()
-        stop.name = node.get_name()
-        t_node = time.time()
-        node.start()
-        # where a (re)start's seconds go: `gamgin bench recovery` reads this line
-        node.get_logger().info(
-            f"startup: {'standby, ' if _node_cli_args is not None else ''}"
-            f"process+imports {t_imported - t_started:.2f} s, "
-            f"rclpy+node {t_node - t_imported:.2f} s, configure+activate "
-            f"{time.time() - t_node:.2f} s ({node._state_machine.current_state[1]})")
+        for spec in specs:
+            t_node0 = time.time()
+            _node_cli_args = spec.args if (process or standby_stage) else None
+            node = spec.node_cls()
+            if not process:
+                stop.name = node.get_name()
+            nodes.append(node)
+            t_node = time.time()
+            node.start()
+            # where a (re)start's seconds go: `gamgin bench recovery` reads this line
+            node.get_logger().info(
+                f"startup: {'standby, ' if standby_stage else ''}"
+                f"{f'in process {process}, ' if process else ''}"
+                f"process+imports {t_imported - t_started:.2f} s, "
+                f"rclpy+node {t_node - (t_node0 if nodes[:-1] else t_imported):.2f} s, "
+                f"configure+activate {time.time() - t_node:.2f} s "
+                f"({node._state_machine.current_state[1]})")
+        threads = max(s.threads for s in specs)
         executor = (SingleThreadedExecutor() if threads <= 1
                     else SteadyExecutor(num_threads=threads))
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         stop.on_stop.append(executor.wake)
         while not stop.requested and rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
@@ -270,17 +310,17 @@ def run_stage(node_cls: type[StageNode], args: list[str] | None = None, threads:
         raise
     finally:
         deadline = Deadline(name=stop.name, code=code).arm()
-        if node is not None:
-            deadline.enter("releasing the stage (worker threads, models)")
+        deadline.enter("releasing the stages (worker threads, models)")
+        for node in reversed(nodes):  # the last started goes first, as a container does
             node.release()
         if executor is not None:
             deadline.enter("executor shutdown")
             executor.shutdown(timeout_sec=0.2)  # callbacks only enqueue; ingest gives up
-        deadline.enter("destroying the node and the DDS participant")
+        deadline.enter("destroying the nodes and the DDS participant")
         context = rclpy.get_default_context()
 
         def leave_graph() -> None:
-            if node is not None:
+            for node in reversed(nodes):
                 node.destroy_node()
             rclpy.try_shutdown()
             context.destroy()  # the DDS participant leaves now: peers see it go at once

@@ -22,7 +22,8 @@ import runpy
 import select
 import sys
 import time
-from importlib.metadata import entry_points
+
+from gamgin_common.paths import entry_point
 
 READY = "standby: ready"  # the line the supervisor waits for
 became_at: float | None = None  # wall time the standby became a stage (for the startup line)
@@ -30,9 +31,8 @@ became_at: float | None = None  # wall time the standby became a stage (for the 
 
 def entry_module(executable: str) -> str | None:
     """The module behind a console script (e.g. llm_node -> gamgin_llm.node)."""
-    for ep in entry_points(group="console_scripts").select(name=executable):
-        return ep.module
-    return None
+    target = entry_point(executable)
+    return target.partition(":")[0] if target else None
 
 
 def wait_for_command(stop) -> dict | None:

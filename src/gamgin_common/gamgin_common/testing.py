@@ -74,6 +74,19 @@ class NodeProcess:
                     *node.ros_args(namespace, Path(config_dir))]
         return proc
 
+    @classmethod
+    def from_unit(cls, unit, namespace: str, config_dir: Path, env: dict[str, str],
+                  log_dir: str | Path) -> NodeProcess:
+        """A process of config/graph.yaml (a gamgin.graph.Unit: one node, or several composed
+        in a stage container), started exactly as `gamgin up` starts it."""
+        proc = cls.from_graph(unit.node, namespace, config_dir, env, log_dir)
+        if unit.composed:
+            proc.name = unit.name
+            proc.log_path = Path(log_dir) / f"{unit.name}.log"
+            proc.cmd = unit.command(namespace, Path(config_dir), "",
+                                    str(find_executable("gamgin_common", "stage_container")))
+        return proc
+
     def start(self) -> NodeProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self._log,
