@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 import jieba
 
-jieba.setLogLevel(logging.WARNING)
+from gamgin_common import zh_words
 
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[.'\-][A-Za-z0-9]+)*|[\u3400-\u9fff\uf900-\ufaff]")
@@ -39,6 +38,7 @@ def lexical_tokens(text: str) -> list[str]:
     """jieba words for Chinese (search mode: 有效期 also yields 有效), lower-cased English
     words; stop words and punctuation dropped. Used by BM25 and for overlap scores."""
     out = []
+    zh_words.install()  # the graph's shared dictionary, before jieba loads its own
     for w in jieba.cut_for_search(text.lower()):
         w = w.strip()
         if not w or not re.search(r"\w", w) or w in STOP_ZH or w in STOP_EN:

@@ -212,6 +212,9 @@ class SentenceChunker:
         if has_han(text):
             import jieba  # loaded only for run-on Chinese without punctuation
 
+            from gamgin_common import zh_words
+
+            zh_words.install()
             cuts += [end for _, _, end in jieba.tokenize(text)]
         ok = []
         for c in sorted(set(cuts)):
