@@ -91,11 +91,17 @@ class TurnResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+CJK_LETTERS = 3  # what a Chinese character weighs in the gate's judge_chars
+
+
 class ReplyGate:
     """Decides, as tokens stream in, what may be spoken.
 
     - The first ``judge_chars`` letters are held back to judge the language; a reply in
-      the wrong language is rejected before anything reaches the speaker.
+      the wrong language is rejected before anything reaches the speaker. A Chinese
+      character counts as ``CJK_LETTERS`` letters: four of them tell the script as surely
+      as twelve Latin letters, and holding twelve held a Mandarin reply's first clause
+      (~8 more tokens, ~200 ms at 38 tokens/s) before the voice could start.
     - A reply that starts like a JSON tool call is held whole (it is not speech).
     - A sentence that repeats an earlier one ends the reply (small models loop); while a
       sentence could still be a repeat it is held, otherwise tokens pass at once.
@@ -132,7 +138,8 @@ class ReplyGate:
             if self.allow_tools and stripped and looks_like_tool_call(stripped):
                 self.state = "tool"
                 return ""
-            letters = sum(1 for c in self.raw if c.isalpha())
+            letters = sum(CJK_LETTERS if lang_mod.is_cjk(c) else 1
+                          for c in self.raw if c.isalpha())
             if letters < self.judge_chars and not re.search(r"[.!?。！？]", self.raw[-2:]):
                 return ""
             if self.check_language and not in_language(self.raw, self.lang):

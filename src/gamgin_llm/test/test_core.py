@@ -95,6 +95,16 @@ def test_gate_rejects_wrong_language_before_speaking():
     assert g.state == "rejected" and g.reject_reason == "wrong_language"
 
 
+def test_gate_judges_a_mandarin_reply_on_its_first_four_characters():
+    g = ReplyGate("zh", True, 12, False)
+    assert g.push("我是") == ""  # two characters: not yet sure of the script
+    assert g.push("金坚") == "我是金坚"  # four: the first clause can reach the voice
+    assert g.push("，一只机器狗。") == "，一只机器狗。"
+    g = ReplyGate("zh", True, 12, False)
+    assert g.push("OK I") == "" and g.push(" am") == ""  # Latin letters still count one each
+    assert g.push(" Jinjian") == "" and g.state == "rejected"
+
+
 def test_gate_holds_a_json_tool_call():
     g, out = _run_gate(['{"tool": "set_power", ', '"arguments": {"device_id": "fan", ',
                         '"on": true}}'], tools=True)
