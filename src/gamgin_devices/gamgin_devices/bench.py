@@ -8,7 +8,8 @@ in, "" = unknown; an item's own ``robot_room`` wins), and ``commands``: items wi
 ``text``, ``expect`` (a list of "device:on|off", "device:param=value", "music:command[:query]";
 or "ask", "none", "say:<exact answer>"), optional ``cat`` (category), ``heldout``, and
 ``rest`` (the part of the text the dialogue must still answer; "" = none).
-``--set heldout`` is the held-out set written without looking at the grammar."""
+``--set heldout`` is the held-out set written without looking at the grammar. ``--spoken``
+says each command with the product's TTS and hears it with its STT first (bench_spoken.py)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,12 @@ from gamgin_devices.registry import load_registry
 SET = Path(__file__).parent / "bench_commands.yaml"
 # written from the categories alone, never used for tuning: only run it to judge a change
 HELDOUT = Path(__file__).parent / "heldout_commands.yaml"
-SETS = {"default": SET, "heldout": HELDOUT}
+# written from config/devices.yaml before reading the grammar; the set to tune against
+DEV = Path(__file__).parent / "dev_commands.yaml"
+SETS = {"default": SET, "heldout": HELDOUT, "dev": DEV}
 QUERIES = {"HassGetState", "HassClimateGetTemperature", "GamginGetValue"}
 CONFIGS = {"ha": ("ha",), "gamgin": ("gamgin",), "both": ("ha", "gamgin")}
+SPOKEN_SPEEDS = (1.0, 1.1)  # --spoken: the configured voices, and 10 % faster
 
 
 def describe(answer: IntentAnswer | None) -> object:
@@ -232,11 +236,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="also the LLM fallback (default model: the packaged Qwen) for what "
                          "the grammar leaves: accuracy per layer (grammar, LLM, both)")
     ap.add_argument("--set", default="default",
-                    help="labelled commands: a YAML path, or 'default' / 'heldout' (the "
-                         "held-out set: judge with it, never tune on it)")
+                    help="labelled commands: a YAML path, or 'default' / 'dev' (tune on it) / "
+                         "'heldout' (the held-out set: judge with it, never tune on it)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per command")
     ap.add_argument("--show-errors", action="store_true", help="list misrecognized commands")
+    ap.add_argument("--spoken", action="store_true",
+                    help="also say each command with the product's TTS and hear it with its "
+                         "STT (config/tts.yaml, config/stt.yaml): accuracy spoken vs typed")
+    ap.add_argument("--speeds", default=",".join(f"{s:g}" for s in SPOKEN_SPEEDS),
+                    help="--spoken: speaking speeds (x the configured one), comma-separated")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="--spoken: an even sample of this many commands (0 = all)")
+    ap.add_argument("--out", default="", help="JSON path (default results/bench-intents.json, "
+                                              "with --spoken results/bench-intents-spoken.json)")
     args = ap.parse_args(argv)
+    if args.spoken:
+        return spoken_main(args)
     res = run(SETS.get(args.set) or Path(args.set), args.repeats)
     print(f"{'layers':<10}{'zh acc':>12}{'en acc':>12}{'all':>12}{'held out':>12}"
           f"{'p50 ms':>9}{'p99 ms':>9}{'cpu p50':>9}{'cpu p99':>9}{'init s':>8}")
@@ -298,8 +313,24 @@ def main(argv: list[str] | None = None) -> int:
                 where = f" @{it['robot_room']}" if it["robot_room"] else ""
                 print(f"  MISS [{it['lang']}{where}] {it['text']!r}: expected {it['expect']}, "
                       f"got {it['got']}")
-    out = results_path("bench-intents.json")
+    out = results_path("bench-intents.json", args.out)
     out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+def spoken_main(args: argparse.Namespace) -> int:
+    from gamgin_devices.bench_spoken import add_llm, report, run_spoken
+
+    out = results_path("bench-intents-spoken.json", args.out)  # checked before the run
+    speeds = tuple(float(x) for x in args.speeds.split(",") if x.strip())
+    res = run_spoken(SETS.get(args.set) or Path(args.set), speeds, args.limit)
+    # written before the LLM layer too: minutes of hearing are not lost if it fails
+    out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
+    if args.llm:
+        res = add_llm(res, args.llm)
+        out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
+    report(res, args.show_errors)
     print(f"wrote {out}")
     return 0
 
