@@ -1,4 +1,6 @@
-"""jieba with its dictionary in a memory-mapped trie that every process shares. Pure Python.
+"""Chinese words and sounds at a small memory cost, for every process of the graph. Pure Python.
+
+jieba with its dictionary in a memory-mapped trie that every process shares:
 
 jieba keeps its dictionary as a Python dict of ~500k words and word prefixes: 65-76 MB in
 each process that segments Chinese (the LLM's router and retriever, the knowledge node,
@@ -9,6 +11,10 @@ whole graph. Segmentation is identical (tested); lookups cost ~20 % more time.
 
 ``install()`` puts it into jieba's default tokenizer (``jieba.cut``, ``jieba.tokenize``...);
 without marisa-trie or a writable cache, jieba loads its dictionary as usual.
+
+``readings(ch)``: the toneless pinyin of one character from pypinyin's character table
+alone (~8 MB), without the phrase dictionaries that importing pypinyin loads (58 MB per
+process, measured), for sound-alike checks that only need characters.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import logging
 import mmap
 import os
 import threading
+import unicodedata
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +143,39 @@ def install(folder: Path | None = None) -> str:
             dt.initialize()
             _installed = "dict"
         return _installed
+
+
+_char_table: dict[int, str] | None = None
+
+
+def _table() -> dict[int, str]:
+    """pypinyin's pinyin_dict module, loaded by path: importing it the usual way runs the
+    package's __init__, which loads every phrase dictionary."""
+    global _char_table
+    if _char_table is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pypinyin")
+        if spec is None or spec.origin is None:
+            raise ImportError("pypinyin is not installed")
+        path = Path(spec.origin).parent / "pinyin_dict.py"
+        mod_spec = importlib.util.spec_from_file_location("_gamgin_pinyin_chars", path)
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+        _char_table = module.pinyin_dict
+    return _char_table
+
+
+@lru_cache(maxsize=8192)
+def readings(ch: str) -> tuple[str, ...]:
+    """Toneless readings of one character, most common first ("调" -> ("diao", "tiao"),
+    "绿" -> ("lv", "lu")); () for what is not a Han character."""
+    raw = _table().get(ord(ch), "") if len(ch) == 1 else ""
+    out: list[str] = []
+    for r in raw.split(","):
+        # ü (u + U+0308 once decomposed) is written v, as pypinyin's NORMAL style does
+        nfd = unicodedata.normalize("NFD", r).replace("u\u0308", "v")
+        plain = "".join(c for c in nfd if not unicodedata.combining(c))
+        if plain and plain not in out:
+            out.append(plain)
+    return tuple(out)

@@ -61,3 +61,11 @@ def test_without_a_writable_cache_jieba_loads_its_own_dictionary(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "dict ['风扇', '打开']"
     assert "shared dictionary unavailable" in out.stderr
+
+
+def test_character_readings_without_pypinyins_phrase_dictionaries():
+    code = ("import sys; from gamgin_common.zh_words import readings; "
+            "print(readings('调'), readings('绿'), readings('a'), 'pypinyin' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "('diao', 'tiao') ('lv', 'lu') () False", out.stderr

@@ -125,16 +125,23 @@ def is_address_only(text: str, names: tuple[str, ...]) -> bool:
         return False
     if any(core == _ADDRESS_STRIP.sub("", n).lower() for n in names):
         return True
-    from pypinyin import lazy_pinyin
+    # characters' readings only: pypinyin's phrase dictionaries would cost this process
+    # 58 MB for the first final that is not the name itself
+    from gamgin_common.zh_words import readings
+
+    def first(text: str) -> list[str]:
+        return [(readings(c) or (c,))[0] for c in text]
+
+    def close(a: str, b: str) -> bool:
+        return ((a[0] == b[0] and SequenceMatcher(None, a, b).ratio() >= 0.5)
+                or (a[:1] in "jqx" and b[:1] in "jqx" and a[1:2] == b[1:2]))
 
     if not has_cjk(core):  # Whisper spelled it: "Jin Jian"
-        return any(core == "".join(lazy_pinyin(n)) for n in names if has_cjk(n))
-    said = lazy_pinyin(core)
+        return any(core == "".join(first(n)) for n in names if has_cjk(n))
     for name in names:
-        want = lazy_pinyin(_ADDRESS_STRIP.sub("", name))
-        if has_cjk(name) and len(said) == len(want) and all(
-                (a[0] == b[0] and SequenceMatcher(None, a, b).ratio() >= 0.5)
-                or (a[:1] in "jqx" and b[:1] in "jqx" and a[1:2] == b[1:2])
-                for a, b in zip(said, want, strict=True)):
+        want = _ADDRESS_STRIP.sub("", name)
+        if has_cjk(name) and len(core) == len(want) and all(
+                any(close(a, b) for a in (readings(c) or (c,)) for b in (readings(w) or (w,)))
+                for c, w in zip(core, want, strict=True)):
             return True
     return False

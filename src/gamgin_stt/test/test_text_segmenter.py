@@ -74,3 +74,12 @@ def test_segmenter_cut_at_quietest_frame() -> None:
 def test_vad_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(ValueError):
         SpeechSegmenter(VadConfig(**bad))
+
+
+def test_the_name_alone_is_recognized_in_the_ways_whisper_writes_it():
+    from gamgin_stt.text import is_address_only
+
+    for said in ("金坚。", "紧紧", "请见", "金剑!", "Jin Jian", "jinjian"):
+        assert is_address_only(said, ("金坚",)), said
+    for said in ("金坚你好", "今天", "你好", "几点", "Jinjian, hello", ""):
+        assert not is_address_only(said, ("金坚",)), said

