@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
     package_data={package_name: ["sentences/*.yaml", "bench_commands.yaml",
-                                 "heldout_commands.yaml"]},
+                                 "dev_commands.yaml", "heldout_commands.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

@@ -26,7 +26,7 @@ import yaml
 
 from gamgin_common.paths import results_path
 from gamgin_devices.intents import DeviceIntents, IntentAnswer
-from gamgin_devices.registry import load_registry
+from gamgin_devices.registry import Refused, load_registry
 
 SET = Path(__file__).parent / "bench_commands.yaml"
 # written from the categories alone, never used for tuning: only run it to judge a change
@@ -71,7 +71,8 @@ def wrong_action(got: object, want: object) -> bool:
     return isinstance(got, list) and bool(got) and not matches(got, want)
 
 
-def llm_layer(items: list[dict], firsts: list[object], model: str) -> list[dict]:
+def llm_layer(items: list[dict], firsts: list[object], model: str,
+              state: dict | None = None) -> list[dict]:
     """What falls through the grammar ("none") goes to the LLM, as in the product: the
     dialogue (Qwen by default) with the device tools, calls validated against the words
     (gamgin_llm.grounding) and recorded instead of executed. Per item: what the combined
@@ -84,9 +85,14 @@ def llm_layer(items: list[dict], firsts: list[object], model: str) -> list[dict]
     from gamgin_llm.tools import ToolRegistry, device_context, register_device_tools
 
     registry = load_registry()
+    state = state or default_state(registry)
+    # as gamgin_llm.ros_tools has them from devices/state: with the power and current values
     devices = {d.id: {"name_en": d.name_en, "name_zh": d.name_zh, "room": d.room,
                       "type": d.type, "params": list(d.params),
-                      "aliases": [*d.aliases_zh, *d.aliases_en]}
+                      "aliases": [*d.aliases_zh, *d.aliases_en],
+                      "on": bool(state.get(d.id, {}).get("on")),
+                      "values": {k: float(v) for k, v in state.get(d.id, {}).items()
+                                 if k in d.params}}
                for d in registry.devices.values()}
     calls: list[str] = []
 
@@ -95,8 +101,13 @@ def llm_layer(items: list[dict], firsts: list[object], model: str) -> list[dict]
         return {"ok": True, "message": "done"}
 
     def param(a: dict) -> dict:
-        calls.append(f"{a['device_id']}:{a['name']}={float(a['value']):g}")
-        return {"ok": True, "message": "done", "value": float(a["value"])}
+        # the device layer refuses an out-of-range value (DeviceController.set_param): no move
+        try:
+            value = registry.devices[a["device_id"]].param(a["name"]).check(a["value"])
+        except (KeyError, Refused) as exc:
+            return {"ok": False, "message": str(exc)}
+        calls.append(f"{a['device_id']}:{a['name']}={value:g}")
+        return {"ok": True, "message": "done", "value": value}
 
     reg = ToolRegistry()
     register_device_tools(reg, lambda: devices, power, param,
@@ -280,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.llm:
         data = yaml.safe_load((SETS.get(args.set) or Path(args.set)).read_text("utf-8"))
         firsts = [it["got"] for it in res["items"]]
-        layered = llm_layer(data["commands"], firsts, args.llm)
+        layered = llm_layer(data["commands"], firsts, args.llm, data.get("state"))
         want = [expected(it) for it in data["commands"]]
         fell = [i for i, x in enumerate(layered) if x["layer"] == "llm"]
         ok_llm = [i for i in fell if matches(layered[i]["got"], want[i])]

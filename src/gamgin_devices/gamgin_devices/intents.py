@@ -53,14 +53,14 @@ LAYERS = ("ha", "gamgin")
 # hallucinations on the silence after speech ("Thank you.", "Thanks for watching!").
 _EDGE_WORDS = {
     "en": (re.compile(r"^(?:(?:so|ok|okay|um+|uh+|er|hmm+|hey|hi|now|and|well|please|just|oh"
-                      r"|alright|right|kindly|(?:can|could|would|will) you|go ahead and"
+                      r"|alright|right|kindly|(?:can|could|would|will) (?:you|u)|go ahead and"
                       r"|i (?:want|need|would like) you to|i'd like you to)\b\s*)+"),
            re.compile(r"(?:\s*\b(?:thank you(?: very much)?|thanks(?: for watching)?|please"
                       r"|now|right now|for me|ok|okay|too|as well|(?:would|will|can|could) you"
                       r"|if you (?:can|could|don't mind)))+$")),
     "zh": (re.compile(r"^(?:嗯+|呃+|额|啊|哎|诶|唉|那个|这个|好的|好|请|麻烦|帮忙|帮我|替我|给我"
                       r"|你|您|能不能|能否|可不可以|可以|能|就|先|快)+"),
-           re.compile(r"(?:谢谢你?|谢啦|多谢|好吗|好不好|行吗|行不行|可以吗|成吗|吧|哦|啊|呀|呢|啦|嘛"
+           re.compile(r"(?:谢谢你?|谢啦|多谢|好吗|好不好|行吗|行不行|可以吗|成吗|好了|就好|就行|吧|哦|啊|呀|呢|啦|嘛"
                       r"|一下子?)+$")),
 }
 # The wake word or the robot's name in front of a command ("嗯，金坚，…", "hey Jinjian, …"),
@@ -118,9 +118,22 @@ _DEFERRED = {
                      r"|minutes?|hours?|seconds?|o'clock|in the (?:morning|afternoon|evening)"
                      r"|at night)\b"),
 }
+# a question next to a command ("明天几号", "what's the weather tomorrow") only mentions a day:
+# the command is for now unless the part also sets a condition or a wait
+_CONDITION = {
+    "zh": re.compile(r"如果|要是|假如|的话|等|之后|以后|之前|定时|一会|待会|分钟|小时|秒钟|点钟"),
+    "en": re.compile(r"\b(?:if|when|whenever|unless|until|after|before|later|minutes?|hours?"
+                     r"|seconds?|o'clock)\b"),
+}
 # "all"/"every": the whole home even where HA's sentence takes the area from the context
 _ALL = {"zh": re.compile(r"所有|全部|全屋|全家|家里|每个|一切"),
-        "en": re.compile(r"\b(?:all|every|everything|everywhere)\b")}
+        "en": re.compile(r"\b(?:all(?! the way)|every|everything|everywhere)\b")}
+# a song asked for with no name: "play something", "来首歌吧" is "play", not a search
+_NO_QUERY = {"zh": re.compile(r"(?:[一]?首|点|些)?(?:歌|歌曲|歌儿|音乐|曲子)?[吧呗啊呀哦]*"),
+             "en": re.compile(r"(?:some|any)?\s*(?:something|anything|music|songs?|tunes?"
+                              r"|a (?:song|tune))?")}
+# "some jazz" is a search for "jazz"
+_QUERY_HEAD = {"zh": re.compile(r"^$"), "en": re.compile(r"^(?:some|a few|a bit of|a little)\s+")}
 # words without which a part of a sentence cannot be a device or music command (cheap
 # filter before hassil); device, room and kind names are added from the registry
 _KEYWORDS = {
@@ -218,9 +231,10 @@ class DeviceIntents:
     def __init__(self, registry: Registry | str | Path | None = None,
                  layers: tuple[str, ...] = LAYERS, sentences_dir: str | Path | None = None,
                  pending_timeout_s: float = 30.0, warm: bool = True,
-                 robot_room: str | None = None) -> None:
+                 robot_room: str | None = None, soundalike: bool = True) -> None:
         self.registry = (registry if isinstance(registry, Registry)
                          else load_registry(registry))
+        self.soundalike: object = True if soundalike else None  # see handle()
         self.layers = tuple(layers)
         if not set(self.layers) <= set(LAYERS) or not self.layers:
             raise ValueError(f"layers must be a non-empty subset of {LAYERS}")
@@ -304,7 +318,27 @@ class DeviceIntents:
     def handle(self, text: str, lang: str, state: Mapping[str, Mapping[str, float]] | None = None,
                dry: bool = False) -> IntentAnswer | None:
         """Understand one user utterance. ``None``: not a device/music command.
-        ``dry``: match only, keep no conversation context (for benchmarks and warm-up)."""
+        ``dry``: match only, keep no conversation context (for benchmarks and warm-up).
+
+        Chinese that does not parse is tried once more with the home's words put back
+        where the transcript has a sound-alike (握式 -> 卧室, soundalike.py): only a parse
+        of the corrected text counts, so chat that sounds like a device stays chat."""
+        answer = self._handle(text, lang, state, dry)
+        if answer is None and _short_lang(lang) == "zh" and self.soundalike is not None:
+            fixed = self._soundalike().correct(text)
+            if fixed != text:
+                answer = self._handle(fixed, lang, state, dry)
+        return answer
+
+    def _soundalike(self):
+        if self.soundalike is True:  # built on first use: jieba's words, pinyin readings
+            from gamgin_devices.soundalike import for_registry
+
+            self.soundalike = for_registry(self.registry)
+        return self.soundalike
+
+    def _handle(self, text: str, lang: str, state: Mapping[str, Mapping[str, float]] | None,
+                dry: bool) -> IntentAnswer | None:
         short = _short_lang(lang)
         if short is None or not text or not text.strip():
             return None
@@ -402,6 +436,9 @@ class DeviceIntents:
                 b.speech, short), short, a.actions + b.actions, a.intent, a.layer), None
         if ents.get("area") == HERE and _ALL[short].search(said):
             ents["scope"] = "all"  # "打开所有的灯": HA's sentence took the area from the context
+        elif (not ents.get("area") and "name" not in ents and ents.get("domain")
+              and _ALL[short].search(said)):
+            ents["scope"] = "all"  # "把灯全部关掉": a kind with "all" and no room is every one
         try:
             return self._answer(result, short, state, here, ents, prefer), None
         except _NeedsAnswer as exc:
@@ -456,6 +493,8 @@ class DeviceIntents:
         whether "here" was said). Traditional -> simplified, lower case, the wake word and
         the fillers before it gone, "here" taken out."""
         text = self._t2s(text) if short == "zh" else text.lower()
+        if short == "en":
+            text = re.sub(r"\ba/c\b", "ac", text)  # the slash would end a clause
         text = re.sub(r"(?<=\d)\.(?=\d)", "\x00", text.strip())  # keep 26.5度
         text = re.sub(r"\s*(?:℃|°\s*[cC]|摄氏度)", "度" if short == "zh" else " degrees", text)
         if short == "zh":  # 二十三度半 = 二十三点五度
@@ -555,7 +594,7 @@ class DeviceIntents:
                         break
         cmds = [c for c in clauses if c[0] == "cmd"]
         rest_parts = [c[1] for c in clauses if c[0] == "rest"]
-        if not cmds or any(_NEGATION[short].search(r) or _DEFERRED[short].search(r)
+        if not cmds or any(_NEGATION[short].search(r) or _deferred(r, short)
                            for r in rest_parts):
             return None
         power = {(a.device_id, a.on) for c in cmds for a in c[3].actions if a.kind == "power"}
@@ -766,7 +805,9 @@ class DeviceIntents:
             return relative(self._targets(ents, short, param or None, scope_all, relative,
                                           use_last=True))
         if name == "GamginMusicPlay":
-            query = str(ents.get("query", "")).strip()
+            query = _QUERY_HEAD[short].sub("", str(ents.get("query", "")).strip())
+            if _NO_QUERY[short].fullmatch(query):
+                query = ""
             return done(self._say(short, "music_play_query" if query else "music_play",
                                   query=query),
                         [DeviceAction("music", "music", command="play", query=query)])
@@ -992,6 +1033,13 @@ def _fraction(ents: Mapping) -> float | None:
     if "den" in ents and "num" in ents and 0 < float(ents["num"]) <= float(ents["den"]):
         return float(ents["num"]) / float(ents["den"])
     return None
+
+
+def _deferred(part: str, short: str) -> bool:
+    """A part of a compound sentence that makes its command wait or depend on something."""
+    if not _DEFERRED[short].search(part):
+        return False
+    return bool(_CONDITION[short].search(part)) or not _QUESTION[short].search(part)
 
 
 def _short_lang(lang: str) -> str | None:
