@@ -216,7 +216,8 @@ class Dialogue:
                  memory: ConversationMemory, tools: ToolRegistry | None = None,
                  fast_paths: list[FastPath] | None = None, retriever: Retriever | None = None,
                  retriever_k: int = 3, tool_context: Callable[[], str] = lambda: "",
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print,
+                 robot_room: Callable[[], str] = lambda: "") -> None:
         self.backend = backend
         self.config = config
         self.memory = memory
@@ -225,6 +226,7 @@ class Dialogue:
         self.retriever = retriever
         self.retriever_k = retriever_k
         self.tool_context = tool_context
+        self.robot_room = robot_room  # where "here" is, for checking the model's calls
         self.log = log
         self.backend_error: BackendError | None = None  # set when the backend failed to load
 
@@ -479,7 +481,8 @@ class Dialogue:
     def _ground(self, call: ToolCall, text: str) -> Verdict:
         """May the model's call run on the user's words? (gamgin_llm.grounding)"""
         tool = self.tools.tools.get(call.name)
-        verdict = check_call(call, tool.moves if tool else "", text, self.tools.known_devices())
+        verdict = check_call(call, tool.moves if tool else "", text, self.tools.known_devices(),
+                             self.robot_room())
         if verdict.action != "run":
             self.log(f"tool call not run ({verdict.action}): {verdict.reason}; "
                      f"user said {text[:80]!r}")

@@ -171,7 +171,8 @@ class LlmNode(StageNode):
         self.dialogue = Dialogue(
             backend, self.cfg, memory, registry, handlers, retriever, self.retriever_k,
             tool_context=self.device_tools.context if self.device_tools else (lambda: ""),
-            log=lambda s: self.get_logger().info(s))
+            log=lambda s: self.get_logger().info(s),
+            robot_room=lambda: context.robot_room or "")
         if self.device_tools is not None:
             # devices/state may have arrived while configuring: rebuild with all seen so far
             self.device_tools.register(registry)
