@@ -106,3 +106,14 @@ def entry_point(executable: str) -> str | None:
     for ep in entry_points(group="console_scripts").select(name=executable):
         return ep.value
     return None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks (a model or a document may be large)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

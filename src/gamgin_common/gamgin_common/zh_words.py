@@ -20,7 +20,6 @@ process, measured), for sound-alike checks that only need characters.
 from __future__ import annotations
 
 import array
-import hashlib
 import json
 import logging
 import mmap
@@ -77,8 +76,9 @@ def cache_dir() -> Path:
 def _key(dict_file: str) -> str:
     """Names the cache after the dictionary's content: another jieba or dictionary, another
     cache."""
-    with open(dict_file, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
+    from gamgin_common.paths import file_sha256
+
+    return file_sha256(dict_file)[:16]
 
 
 def build(tokenizer: Any, folder: Path) -> Path:

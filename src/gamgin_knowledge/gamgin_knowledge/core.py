@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gamgin_common.paths import file_sha256
 from gamgin_knowledge.chunking import SentenceChunker
 from gamgin_knowledge.guard import sanitize
 from gamgin_knowledge.index import Generation, IndexStore, StoredChunk
@@ -87,14 +88,6 @@ class IngestReport:
     def to_dict(self) -> dict:
         return {"files": [asdict(f) for f in self.files], "seconds": self.seconds,
                 "generation": self.generation, "summary": self.summary(), "note": self.note}
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expand(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileResult]]:
@@ -251,7 +244,7 @@ class KnowledgeBase:
         name = key[len(BUILTIN):] if raw is not None else path.name
         try:
             size = len(raw) if raw is not None else path.stat().st_size
-            digest = hashlib.sha256(raw).hexdigest() if raw is not None else sha256_of(path)
+            digest = hashlib.sha256(raw).hexdigest() if raw is not None else file_sha256(path)
         except OSError as exc:
             return FileResult(key, "skipped", f"cannot read: {exc.strerror or exc}")
         old = entries.get(key)

@@ -12,12 +12,12 @@ made for: a retrained model ignores it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from gamgin_common.paths import file_sha256
 from gamgin_wake.classifier import WakeClassifier
 from gamgin_wake.embedding import RATE, SpeechEmbedding
 from gamgin_wake.templates import keyword_dir
@@ -45,7 +45,7 @@ def model_path(keyword: str, param: str = "") -> Path:
 
 
 def sha_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def stream_scores(model: WakeClassifier, emb: SpeechEmbedding, take: np.ndarray) -> float:
