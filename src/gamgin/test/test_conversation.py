@@ -144,7 +144,7 @@ def test_a_spoken_command_is_answered_aloud_and_switches_the_device(room, tmp_pa
 # command came out "(金坚)把电视打开" 6/6, the question "金坚,你叫什么名字?" 6/6
 # ("金坚，打开电视" only 0/6: 金坚 -> 轻尖/紧紧, 电视 -> 电池).
 ZH_COMMAND = "金坚，把电视打开。"
-ZH_QUESTION = "金坚，你好。"  # what the Mandarin issue asks a fresh robot to answer in Mandarin
+ZH_QUESTION = "金坚，你叫什么名字？"
 
 
 def test_a_spoken_mandarin_command_switches_the_device_and_is_answered_in_mandarin(room,
