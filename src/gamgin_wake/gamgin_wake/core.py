@@ -5,6 +5,8 @@
   its own voice while it speaks, unless barge-in is enabled).
 - ``TurnIds``: a new, monotonic turn id per wake that a restart does not reuse.
 - ``StreamClock``: maps a sample index of the mic stream back to capture time.
+- ``PlayedAudio``: what the speaker played lately, to tell the robot's own 金坚 from the
+  user's when echo cancellation lets the user interrupt.
 """
 
 from __future__ import annotations
@@ -110,6 +112,17 @@ class WakeGate:
                 return "self_voice"
         return None
 
+    def allowed_over_own_voice(self, word_end: float, word_start: float | None = None) -> bool:
+        """A wake that ``check`` lets through only because the echo canceller has the room:
+        the robot is speaking (or just was), so the word may be its own, under-cancelled
+        (a residual 15 dB down still scores 0.999 on the trained model)."""
+        if self.barge_in or not (self.barge_in_with_aec and self.echo_cancelled):
+            return False
+        start = word_end if word_start is None else word_start
+        return (any(s - self.tail_s <= word_end and word_end - s < self.max_speaking_s
+                    for s in self._speaking_since.values())
+                or start <= self._spoke_until + self.tail_s)
+
     def fired(self, word_end: float) -> None:
         self._last_wake = word_end
 
@@ -135,3 +148,34 @@ class StreamClock:
             return time.time()
         idx, t = self._anchor
         return t + (sample - idx) / self.rate
+
+
+class PlayedAudio:
+    """The speaker's output (audio/reference, 16 kHz) of the last ``keep_s`` seconds, placed
+    on the wall clock by each chunk's stamp (when it reaches the speaker). Silence where
+    nothing was played."""
+
+    def __init__(self, keep_s: float = 6.0, rate: int = RATE) -> None:
+        self.keep_s, self.rate = keep_s, rate
+        self._chunks: list[tuple[float, np.ndarray]] = []  # (stamp of first sample, samples)
+
+    def add(self, samples: np.ndarray, stamp: float) -> None:
+        x = np.asarray(samples, np.float32)
+        if x.size == 0:
+            return
+        self._chunks.append((stamp, x))
+        horizon = stamp + len(x) / self.rate - self.keep_s
+        while self._chunks and self._chunks[0][0] + len(self._chunks[0][1]) / self.rate \
+                < horizon:
+            self._chunks.pop(0)
+
+    def window(self, t0: float, t1: float) -> np.ndarray | None:
+        """Samples played in [t0, t1); None if the speaker played nothing audible there."""
+        n = max(0, round((t1 - t0) * self.rate))
+        out = np.zeros(n, np.float32)
+        for stamp, x in self._chunks:
+            a = round((stamp - t0) * self.rate)
+            lo, hi = max(a, 0), min(a + len(x), n)
+            if hi > lo:
+                out[lo:hi] = x[lo - a:hi - a]
+        return out if n and float(np.max(np.abs(out))) > 1e-3 else None

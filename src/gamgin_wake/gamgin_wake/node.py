@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from rclpy.time import Time
@@ -15,8 +16,10 @@ from gamgin_common.paths import require_model
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
 from gamgin_wake.backends import BACKENDS
-from gamgin_wake.core import RATE, StreamClock, TurnIds, WakeBackend, WakeGate
+from gamgin_wake.core import RATE, PlayedAudio, StreamClock, TurnIds, WakeBackend, WakeGate
 
+# the played audio the own-voice check scores: the word (~1.3 s window) and the echo delay
+OWN_VOICE_BEFORE_S, OWN_VOICE_AFTER_S = 2.0, 0.4
 QUEUE_CHUNKS = 150  # 3 s of 20 ms chunks: a Whisper check or a CPU spike must not drop audio
 
 
@@ -30,6 +33,8 @@ class WakeNode(StageNode):
         self.barge_in = bool(p("barge_in", False).value)
         self.barge_in_with_aec = bool(p("barge_in_with_aec", True).value)
         self.self_voice_tail_s = float(p("self_voice_tail_s", 0.5).value)
+        self.own_voice_check = bool(p("own_voice_check", True).value)
+        self.own_voice_ratio = float(p("own_voice_ratio", 0.5).value)
         # trained
         self.model = str(p("model", "").value)
         self.score_threshold = float(p("score_threshold", 0.0).value)
@@ -65,6 +70,11 @@ class WakeNode(StageNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._resamplers: dict[int, audio.Resampler] = {}
+        self._ref_resamplers: dict[int, audio.Resampler] = {}
+        # what the speaker played: a wake heard over the robot's voice is checked against it
+        self.played = PlayedAudio()
+        self._played_lock = threading.Lock()
+        self._mirror: Callable[[], WakeBackend] | None = None  # a detector for that check
         self._last_seq: int | None = None
         self._bad_audio_at = 0.0
         self._busy_max_ms = 0.0
@@ -84,6 +94,9 @@ class WakeNode(StageNode):
         self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
         self.stage_subscription(Bool, "audio/echo_cancelled", self._on_echo_cancelled, qos.STATE)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
+        if self.own_voice_check and self.barge_in_with_aec and not self.barge_in:
+            self.stage_subscription(AudioChunk, "audio/reference", self._on_reference,
+                                    qos.MIC_AUDIO)
 
     def _make_backend(self) -> WakeBackend:
         if self.backend_name == "porcupine":
@@ -112,6 +125,10 @@ class WakeNode(StageNode):
             verifier = self._make_verifier() if self.verify else None
         except (EnrollmentError, FileNotFoundError, ValueError, RuntimeError) as exc:
             raise StageError(str(exc)) from exc
+        # the own-voice check: DTW alone, with a looser distance bar
+        self._mirror = lambda: FewShotBackend(self.keyword, templates, emb,
+                                              self.threshold / self.own_voice_ratio, None,
+                                              window_s=self.window_s, hop_s=self.hop_s)
         be = FewShotBackend(self.keyword, templates, emb, self.threshold, verifier,
                             self.verify_min_score, self.distance_weight, self.window_s, self.hop_s,
                             on_decision=self._on_candidate)
@@ -149,6 +166,10 @@ class WakeNode(StageNode):
             if self.score_threshold > 0.0:
                 threshold, source = self.score_threshold, "score_threshold"
             verifier = self._make_verifier() if self.verify else None
+            # the own-voice check: stage 1 only, with a lower bar (in doubt, it was the robot)
+            self._mirror = lambda: TrainedBackend(
+                self.keyword, model, emb, threshold * self.own_voice_ratio, self.hop_s,
+                holdoff_s=0.0, patience=1)
             be = TrainedBackend(self.keyword, model, emb, threshold, self.hop_s, self.holdoff_s,
                                 verifier, self.verify_min_score, patience=self.patience,
                                 on_decision=self._on_candidate)
@@ -226,6 +247,32 @@ class WakeNode(StageNode):
                 "cancelled: the user may interrupt" if msg.data else "not cancelled"))
         self.health.value("echo_cancelled", bool(msg.data), notify=True)
 
+    def _on_reference(self, msg: AudioChunk) -> None:
+        try:
+            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
+                                    msg.end_of_stream)
+            samples = audio.decode(bytes(msg.data), fmt)
+        except audio.MalformedAudio as exc:
+            self.health.count("bad_reference_chunks")
+            self.log_throttled("bad_reference", 5.0, f"dropped a bad audio/reference chunk: {exc}")
+            return
+        if fmt.sample_rate != RATE:
+            if fmt.sample_rate not in self._ref_resamplers:
+                self._ref_resamplers[fmt.sample_rate] = audio.Resampler(fmt.sample_rate, RATE)
+            samples = self._ref_resamplers[fmt.sample_rate](samples)
+        with self._played_lock:
+            self.played.add(samples, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
+
+    def _said_by_robot(self, word_end: float) -> bool | None:
+        """Did the speaker play the wake word around ``word_end``? None: nothing played."""
+        with self._played_lock:
+            x = self.played.window(word_end - OWN_VOICE_BEFORE_S, word_end + OWN_VOICE_AFTER_S)
+        if x is None or self._mirror is None:
+            return None
+        mirror = self._mirror()
+        step = int(self.hop_s * RATE)  # as the stream is fed: each window scored
+        return any(mirror.process(x[i:i + step]) for i in range(0, len(x), step))
+
     def _on_turn_state(self, msg: TurnState) -> None:
         with self._gate_lock:
             self.gate.speaking("turn", msg.state == TurnState.SPEAKING, self._stamp(msg))
@@ -271,7 +318,14 @@ class WakeNode(StageNode):
         word_end = clock.time_of(det.end_sample)
         with self._gate_lock:
             why = self.gate.check(word_end)
-            if why is None:
+            over_own_voice = why is None and self.gate.allowed_over_own_voice(word_end)
+        if over_own_voice and self.own_voice_check:
+            t0 = time.perf_counter()
+            if self._said_by_robot(word_end):
+                why = "own_voice"
+            self.health.value("own_voice_check_ms", f"{(time.perf_counter() - t0) * 1000:.0f}")
+        if why is None:
+            with self._gate_lock:
                 self.gate.fired(word_end)
         if why is not None:
             self.health.count(f"suppressed_{why}")

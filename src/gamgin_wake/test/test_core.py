@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gamgin_wake import embedding
-from gamgin_wake.core import StreamClock, TurnIds, WakeGate
+from gamgin_wake.core import PlayedAudio, StreamClock, TurnIds, WakeGate
 from gamgin_wake.templates import EnrollmentError, load_templates, prepare_take, save_templates
 from gamgin_wake.verify import pinyin_match, to_pinyin
 
@@ -62,6 +62,37 @@ def test_with_the_echo_cancelled_the_user_may_interrupt_unless_that_is_switched_
     strict.speaking("playback", True, 100.0)
     strict.echo_cancelled = True
     assert strict.check(101.0) == "self_voice"
+
+
+def test_a_wake_let_through_by_the_echo_canceller_is_marked_for_the_own_voice_check():
+    g = WakeGate(refractory_s=0.0, self_voice_tail_s=0.5)
+    g.echo_cancelled = True
+    assert g.check(50.0) is None and not g.allowed_over_own_voice(50.0)  # robot quiet
+    g.speaking("playback", True, 100.0)
+    assert g.check(101.0) is None and g.allowed_over_own_voice(101.0)
+    g.speaking("playback", False, 103.0)
+    assert g.allowed_over_own_voice(103.3, word_start=102.9)  # the echo's tail
+    assert not g.allowed_over_own_voice(105.0, word_start=104.0)
+    g.speaking("playback", True, 110.0)
+    g.echo_cancelled = False  # then the gate drops it anyway
+    assert g.check(111.0) == "self_voice" and not g.allowed_over_own_voice(111.0)
+    always = WakeGate(refractory_s=0.0, barge_in=True)
+    always.speaking("playback", True, 100.0)
+    assert not always.allowed_over_own_voice(101.0)  # the owner chose: no check
+
+
+def test_played_audio_is_placed_on_the_clock_and_forgotten():
+    p = PlayedAudio(keep_s=2.0, rate=100)
+    assert p.window(0.0, 1.0) is None
+    p.add(np.full(50, 0.5, np.float32), stamp=10.0)  # 10.0-10.5
+    p.add(np.full(50, -0.5, np.float32), stamp=11.0)  # 11.0-11.5, a gap of silence before
+    w = p.window(9.9, 11.6)
+    assert w is not None and len(w) == 170
+    assert np.all(w[:10] == 0) and np.all(w[10:60] == 0.5) and np.all(w[60:110] == 0)
+    assert np.all(w[110:160] == -0.5) and np.all(w[160:] == 0)
+    assert p.window(10.5, 11.0) is None  # nothing audible there
+    p.add(np.full(50, 0.25, np.float32), stamp=13.0)  # keeps 2 s: the first chunk is gone
+    assert p.window(9.0, 10.9) is None and p.window(11.0, 11.1) is not None
 
 
 def test_a_lost_idle_does_not_deafen_the_robot_forever():
