@@ -28,7 +28,13 @@ from gamgin_llm.grounding import (
 from gamgin_llm.language import SpeakableFilter, in_language, line, sentences
 from gamgin_llm.memory import ConversationMemory
 from gamgin_llm.router import CheckingRetriever, FastAnswer, FastPath, Passage, Retriever
-from gamgin_llm.tools import ToolRegistry, looks_like_tool_call, parse_tool_call, result_message
+from gamgin_llm.tools import (
+    ToolRegistry,
+    looks_like_tool_call,
+    parse_tool_call,
+    result_message,
+    speech_of,
+)
 
 LANG_NAMES = {"zh": "Chinese (Mandarin, simplified characters)", "en": "English"}
 
@@ -390,6 +396,14 @@ class Dialogue:
                             tokens=ntok)
             out(gate.finish())
             call_list = native_calls or ([gate.tool_call] if gate.tool_call else [])
+            words = [speech_of(c) for c in call_list if c.name not in self.tools.tools]
+            if call_list and len(words) == len(call_list) and all(words):
+                # a made-up "say" tool carrying the answer: the answer, judged like any
+                gate = ReplyGate(lang, self.config.language_check, self.config.judge_chars,
+                                 allow_tools=False, said_before=self.memory.recent_replies(3))
+                out(gate.push(" ".join(w for w in words if w)))
+                out(gate.finish())
+                call_list = []
             seen_calls = [(c["name"], c["arguments"]) for c in calls]
             if any((c.name, c.arguments) in seen_calls for c in call_list):
                 call_list = []  # the same call again: a small model looping, not a new step

@@ -259,6 +259,8 @@ def parse_tool_call(text: str) -> ToolCall | None:
     m = _TAGGED.search(text)
     candidates = [m.group(1)] if m else []
     candidates += _json_objects(text)
+    if open_ := _unclosed_object(text):
+        candidates.append(open_)
     for cand in candidates:
         try:
             obj = json.loads(cand)
@@ -312,6 +314,48 @@ def _json_objects(text: str) -> list[str]:
             if depth == 0:
                 spans.append(text[start:i + 1])
     return spans
+
+
+def _unclosed_object(text: str) -> str | None:
+    """A reply that is one JSON object missing only its closing braces, closed: Qwen2.5-0.5B
+    sometimes ends its turn one "}" short of a complete call."""
+    s = text.strip().removesuffix("```").rstrip()
+    i = s.find("{")
+    if i < 0:
+        return None
+    depth, in_str, esc = 0, False, False
+    for ch in s[i:]:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+    return s[i:] + "}" * depth if not in_str and 0 < depth <= 3 else None
+
+
+# Names a small model gives a made-up tool when what it means is simply to answer
+# ({"tool": "say", "arguments": {"message": "你好！"}}), and where it puts the words.
+SPEECH_TOOLS = frozenset({"say", "speak", "reply", "respond", "answer", "chat", "talk",
+                          "tell", "tell_user", "send_message", "final_answer", "response"})
+_SPEECH_ARGS = ("message", "text", "content", "reply", "response", "answer", "speech",
+                "sentence")
+
+
+def speech_of(call: ToolCall) -> str | None:
+    """The words of a call that only "says" something (a tool we do not have, named like
+    speaking, with one string argument), else None."""
+    if call.name.lower() not in SPEECH_TOOLS:
+        return None
+    words = [v for k, v in call.arguments.items() if k in _SPEECH_ARGS and isinstance(v, str)]
+    return words[0].strip() or None if len(words) == 1 else None
 
 
 def result_message(call: ToolCall, result: ToolResult, lang: str = "en") -> str:
