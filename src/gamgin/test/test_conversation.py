@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from gamgin.bench_e2e import GraphRun, make_config, synth_clips
 from gamgin.graph import default_config_dir
 from gamgin_common import audio, qos, testing
+from gamgin_common.stamps import clock_turn_id
 from gamgin_interfaces.msg import (
     AudioChunk,
     DeviceState,
@@ -93,9 +94,9 @@ class Room:
                               SetPower.Request(device_id=device_id, on=on), timeout=10)
         assert res.success, res.message
 
-    def say(self, text: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["gamgin", "say", text], env=self.run_env, capture_output=True,
-                              text=True, timeout=60)
+    def say(self, text: str, turn: int = 0) -> subprocess.CompletedProcess:
+        return subprocess.run(["gamgin", "say", text, "--turn", str(turn)], env=self.run_env,
+                              capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_a_spoken_command_is_answered_aloud_and_switches_the_device(room, tmp_pa
 # command came out "(金坚)把电视打开" 6/6, the question "金坚,你叫什么名字?" 6/6
 # ("金坚，打开电视" only 0/6: 金坚 -> 轻尖/紧紧, 电视 -> 电池).
 ZH_COMMAND = "金坚，把电视打开。"
-ZH_QUESTION = "金坚，你叫什么名字？"
+ZH_QUESTION = "金坚，你好。"
 
 
 def test_a_spoken_mandarin_command_switches_the_device_and_is_answered_in_mandarin(room,
@@ -183,14 +184,19 @@ def test_the_robot_does_not_wake_or_obey_its_own_voice(room):
     room.set_power("living_room_light", True)  # what it will tell itself to switch off
     assert testing.wait_for(lambda: room.light_on() is True, 10)
     before = room.light_on()
-    n_tr, n_wk, n_pb = len(room.transcripts), len(room.wakes), len(room.playback)
-    # the robot itself says the wake word and a command into the room its microphone hears
-    said = room.say("金坚，switch off the living room light.")
+    room.wait_quiet()
+    n_tr, n_wk = len(room.transcripts), len(room.wakes)
+    # The robot itself says the wake word and a command into the room its microphone hears,
+    # after a lead long enough for the echo canceller to converge: from then on a wake word
+    # heard over its voice may be the user barging in -- unless the speaker played it.
+    turn = clock_turn_id() + 1  # newer than any turn so far, or it would be ignored as stale
+    said = room.say("I am a small robot dog, and every afternoon I play with my ball in the "
+                    "garden. 金坚，switch off the living room light.", turn=turn)
     assert said.returncode == 0, said.stdout + said.stderr
-    assert testing.wait_for(lambda: any(m.state == TurnState.IDLE
-                                        for m in room.playback[n_pb:]), 30), room.log()
+    assert testing.wait_for(lambda: any(m.state == TurnState.IDLE and m.turn_id == turn
+                                        for m in room.playback), 30), room.log()
     time.sleep(2.0)
-    assert len(room.wakes) == n_wk, "woke on its own voice"
+    assert len(room.wakes) == n_wk, ("woke on its own voice", room.log())
     finals = [t.text for t in room.transcripts[n_tr:] if t.is_final]
     assert finals == [], f"transcribed its own voice: {finals}"
     assert room.light_on() == before
