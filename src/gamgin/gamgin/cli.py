@@ -24,6 +24,7 @@ DELEGATED = {
     "record": "gamgin.record",
     "replay": "gamgin.replay",
     "kb": "gamgin_knowledge.cli",
+    "wyoming": "gamgin_wyoming.server",  # serve stages to Home Assistant (Wyoming)
 }
 WAKE = {"enroll": "gamgin_wake.enroll", "train": "gamgin_wake.train"}
 BENCHES = {
@@ -40,6 +41,7 @@ BENCHES = {
     "aec": "gamgin.bench_aec",
     "recovery": "gamgin.bench_recovery",
     "memory": "gamgin.bench_memory",
+    "wyoming": "gamgin_wyoming.bench",
 }
 
 

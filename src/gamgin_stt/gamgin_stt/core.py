@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gamgin_stt.backends import Recognition, Recognizer
+from gamgin_stt.backends import Recognition, Recognizer, RecognizerUnavailable
 from gamgin_stt.segmenter import Event, SpeechSegmenter, VadConfig, frames
 from gamgin_stt.text import is_address_only, join_parts
 from gamgin_stt.vad import FRAME, SAMPLE_RATE
@@ -212,6 +212,7 @@ class Transcriber:
         self._lang: str | None = None
         self._last_partial_n = pos
         self._last_partial_text = ""
+        self._unavailable = False  # the last final decode found the recognizer away
 
     def vad_reset(self) -> None:
         reset = getattr(self.vad, "reset", None)
@@ -342,6 +343,15 @@ class Transcriber:
             compute = rec.compute_s if rec is not None else 0.0
             self.stats["speculation_misses"] += 1
         parts = self._parts + ([rec] if rec is not None and self._acceptable(rec) else [])
+        if not parts and self._unavailable:
+            # nobody could transcribe it (a remote service away, no fallback): an empty
+            # final, so the dialogue says it did not catch that instead of silence
+            self.stats["unavailable_finals"] += 1
+            lang = (self._lang or getattr(self.rec, "prior_language", "")
+                    or getattr(getattr(self.rec, "cfg", None), "home_language", "") or "zh")
+            self._emit_final([Recognition("", lang, 0.0, 0.0, 0.0)], self._speech_start_n, end,
+                             compute, out)
+            return
         if not parts:
             self.stats["discarded"] += 1
             self._reopen_after_discard()
@@ -400,7 +410,9 @@ class Transcriber:
             self.last_error = f"decode of {len(audio) / SAMPLE_RATE:.1f} s failed: {exc}"
             self._log("error", f"turn {self.turn}: {self.last_error} (audio dropped, listening on)")
             self.stats["decode_failures"] += 1
+            self._unavailable = final and isinstance(exc, RecognizerUnavailable)
             return None
+        self._unavailable = False
         self.last_error = ""
         self.stats["decodes"] += 1
         self.stats["decode_ms_total"] += int(rec.compute_s * 1000)

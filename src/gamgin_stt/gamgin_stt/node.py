@@ -47,6 +47,9 @@ class SttNode(StageNode):
             language_decisive=float(p("language_decisive", 10.0).value),
             home_language=str(p("home_language", "zh").value),
             home_language_prior=float(p("home_language_prior", 3.0).value),
+            uri=str(p("uri", "tcp://127.0.0.1:10300").value),
+            timeout_s=float(p("wyoming_timeout_s", 10.0).value),
+            fallback=str(p("wyoming_fallback", "ct2").value),
         )
         self.vad_model = str(p("vad_model", "silero_vad.onnx").value)
         self.vad_cfg = VadConfig(
@@ -315,8 +318,16 @@ class SttNode(StageNode):
         self._bad_input_until = time.monotonic() + 5.0
 
     def _log(self, level: str, message: str) -> None:
+        # one call line per severity: rclpy refuses a call site whose severity changes
+        # ("Logger severity cannot be changed between calls"), which made the core's first
+        # error after an info abort the worker's feed and lose the utterance
         log = self.get_logger()
-        {"info": log.info, "warn": log.warn}.get(level, log.error)(message)
+        if level == "info":
+            log.info(message)
+        elif level == "warn":
+            log.warning(message)
+        else:
+            log.error(message)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gamgin_tts.backends import Engine
+from gamgin_tts.backends import Engine, EngineUnavailable
 from gamgin_tts.chunker import Segment, SentenceChunker
 from gamgin_tts.normalize import split_languages
 
@@ -57,8 +57,12 @@ class SpeechStreamer:
                  fallback: Engine | None = None, limits: dict[str, int] | None = None,
                  first_min_chars: int = 4, chunk_ms: int = 200, max_lead_s: float = 0.0,
                  on_error: Callable[[str], None] | None = None,
-                 on_turn_done: Callable[[int, TurnStats], None] | None = None) -> None:
+                 on_turn_done: Callable[[int, TurnStats], None] | None = None,
+                 last_resort: Engine | None = None) -> None:
         self.engine, self.fallback = engine, fallback
+        # speaks a run whose engine is unavailable mid-answer (a remote service gone) when
+        # the fallback is that same engine or lacks the language (espeak, in the node)
+        self.last_resort = last_resort
         self.on_chunk = on_chunk
         self.on_error = on_error or (lambda msg: None)
         self.on_turn_done = on_turn_done or (lambda turn, stats: None)
@@ -200,48 +204,24 @@ class SpeechStreamer:
         t0, paced0 = time.monotonic(), stream.paced_s
         for run in runs:
             engine = self.engine if run.lang in self.engine.languages else self.fallback
-            if engine is None:
-                self._count("unsupported_language_runs")
-                self.on_error(f"engine {self.engine.name} cannot speak {run.lang}: "
-                              f"{run.text[:30]!r} skipped (no fallback engine)")
-                continue
-            resampler = None
-            if engine.sample_rate != self.sample_rate:
-                from gamgin_common.audio import Resampler
-
-                resampler = Resampler(engine.sample_rate, self.sample_rate)
-            with self._lock:
-                if self._cancelled(stream.turn):
-                    return
-                self._active_turn, self._active_engine = stream.turn, engine
             try:
-                for samples in engine.synthesize(run.text, run.lang):
-                    if self._cancelled(stream.turn):
-                        return
-                    if resampler is not None:
-                        samples = resampler(samples)
-                    buf.append(samples)
-                    buffered += len(samples)
-                    # whole chunk_ms blocks only, even the first: a tiny first chunk gains
-                    # ~nothing with engines faster than real time and can underrun the speaker
-                    while buffered >= block:
-                        joined = np.concatenate(buf)
-                        n = min(block, len(joined))
-                        self._emit(stream, joined[:n])
-                        first_audio = first_audio or time.monotonic()
-                        buf, buffered = [joined[n:]], len(joined) - n
-                if resampler is not None:
-                    tail = resampler(np.zeros(0, np.float32), last=True)
-                    buf.append(tail)
-                    buffered += len(tail)
-            except Exception as exc:  # one bad segment must not end the turn
-                if self._cancelled(stream.turn):
-                    return
-                self._count("synthesis_errors")
-                self.on_error(f"{engine.name} failed on {run.text[:40]!r}: {exc}")
-            finally:
-                with self._lock:
-                    self._active_turn, self._active_engine = 0, None
+                buf, buffered, first_audio = self._speak_run(
+                    stream, run, engine, buf, buffered, block, first_audio)
+            except EngineUnavailable as exc:
+                # a remote engine gone mid-answer: the fallback says this run rather than
+                # the answer going silent (the engine itself fails fast while it is away)
+                fb = next((e for e in (self.fallback, self.last_resort) if e is not None
+                           and e is not engine and run.lang in e.languages), None)
+                if fb is None:
+                    self._count("synthesis_errors")
+                    self.on_error(f"{engine.name} failed on {run.text[:40]!r}: {exc}")
+                    continue
+                self._count("engine_fallbacks")
+                self.on_error(f"{engine.name} failed ({exc}); {fb.name} speaks instead")
+                buf, buffered, first_audio = self._speak_run(
+                    stream, run, fb, buf, buffered, block, first_audio)
+            if buf is None:
+                return
         if buffered and not self._cancelled(stream.turn):
             self._emit(stream, np.concatenate(buf))
             first_audio = first_audio or time.monotonic()
@@ -251,6 +231,60 @@ class SpeechStreamer:
             if first_audio is not None:
                 stats.first_audio = stats.first_audio or first_audio
                 stats.segment_latency.append((t_cut, first_audio))
+
+    def _speak_run(self, stream: _Stream, run, engine: Engine | None, buf: list[np.ndarray],
+                   buffered: int, block: int, first_audio: float | None):
+        """One language run through ``engine``, emitting whole blocks. Returns the new
+        (buf, buffered, first_audio), buf None when the turn was cancelled. Re-raises
+        EngineUnavailable only when the engine failed before any audio of the run (the
+        caller then gives the run to the fallback); other failures skip the run."""
+        if engine is None:
+            self._count("unsupported_language_runs")
+            self.on_error(f"engine {self.engine.name} cannot speak {run.lang}: "
+                          f"{run.text[:30]!r} skipped (no fallback engine)")
+            return buf, buffered, first_audio
+        resampler = None
+        if engine.sample_rate != self.sample_rate:
+            from gamgin_common.audio import Resampler
+
+            resampler = Resampler(engine.sample_rate, self.sample_rate)
+        with self._lock:
+            if self._cancelled(stream.turn):
+                return None, 0, first_audio
+            self._active_turn, self._active_engine = stream.turn, engine
+        produced = False
+        try:
+            for samples in engine.synthesize(run.text, run.lang):
+                if self._cancelled(stream.turn):
+                    return None, 0, first_audio
+                produced = True
+                if resampler is not None:
+                    samples = resampler(samples)
+                buf.append(samples)
+                buffered += len(samples)
+                # whole chunk_ms blocks only, even the first: a tiny first chunk gains
+                # ~nothing with engines faster than real time and can underrun the speaker
+                while buffered >= block:
+                    joined = np.concatenate(buf)
+                    n = min(block, len(joined))
+                    self._emit(stream, joined[:n])
+                    first_audio = first_audio or time.monotonic()
+                    buf, buffered = [joined[n:]], len(joined) - n
+            if resampler is not None:
+                tail = resampler(np.zeros(0, np.float32), last=True)
+                buf.append(tail)
+                buffered += len(tail)
+        except Exception as exc:  # one bad segment must not end the turn
+            if self._cancelled(stream.turn):
+                return None, 0, first_audio
+            if isinstance(exc, EngineUnavailable) and not produced:
+                raise
+            self._count("synthesis_errors")
+            self.on_error(f"{engine.name} failed on {run.text[:40]!r}: {exc}")
+        finally:
+            with self._lock:
+                self._active_turn, self._active_engine = 0, None
+        return buf, buffered, first_audio
 
     def _emit(self, stream: _Stream, samples: np.ndarray) -> None:
         if not len(samples):

