@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
     # the trained 金坚 model and the benchmark's held-out sentences travel with the code
-    package_data={package_name: ["models/*.npz", "heldout_wake.yaml"]},
+    package_data={package_name: ["models/*.npz", "heldout_wake.yaml", "heldout_wake_2.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

@@ -48,8 +48,16 @@ class Clip:
     word_end: int  # positives: sample index where "金坚" ends
 
 
-def heldout_texts() -> dict[str, list[str]]:
-    return yaml.safe_load(HELDOUT_FILE.read_text(encoding="utf-8"))
+def heldout_texts(path: Path = HELDOUT_FILE) -> dict[str, list[str]]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def texts_file(name: str) -> Path:
+    """A held-out sentence file: a name beside heldout_wake.yaml, or a path."""
+    path = Path(name) if "/" in name else HELDOUT_FILE.with_name(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no held-out sentence file {path}")
+    return path
 
 
 class HeldoutVoices:
@@ -105,10 +113,10 @@ def condition(x: np.ndarray, name: str, rng: np.random.Generator,
     return augment.mix(x, augment.noise(kind, len(x), rng), float(snr))
 
 
-def build_set(quick: bool = False, seed: int = 7) -> list[Clip]:
+def build_set(quick: bool = False, seed: int = 7, path: Path = HELDOUT_FILE) -> list[Clip]:
     rng = np.random.default_rng(seed)
     voices = HeldoutVoices(rng)
-    texts = heldout_texts()
+    texts = heldout_texts(path)
     positives = texts["positives"][::4] if quick else texts["positives"]
     conds = CONDITIONS[:3] if quick else CONDITIONS
     clips: list[Clip] = []
@@ -300,33 +308,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a small part of the set (smoke run)")
     ap.add_argument("--backends", default="trained,trained-check,fewshot",
                     help="comma list of: trained, trained-check, fewshot, fewshot-dtw")
-    ap.add_argument("--model", default="", help="trained model file (default: the packaged)")
+    ap.add_argument("--model", default="", help="trained model file (default: the packaged); "
+                    "a comma list compares models side by side in one run")
+    ap.add_argument("--texts", default=HELDOUT_FILE.name,
+                    help="held-out sentences: heldout_wake.yaml (set 1), heldout_wake_2.yaml "
+                    "(set 2, written after set 1 had been used to choose what to train), "
+                    "or a path")
     ap.add_argument("--out", default="", help="JSON path (default $GAMGIN_HOME/results/...)")
     args = ap.parse_args(argv)
     out = results_path("bench-wake.json", args.out)  # fails now, not after the run
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
+    models = [m.strip() for m in args.model.split(",")] if args.model else [""]
+    try:
+        texts = texts_file(args.texts)
+    except FileNotFoundError as exc:
+        ap.error(str(exc))
 
     if "trained" in wanted or "trained-check" in wanted:
         from gamgin_wake.adapt import model_path
         from gamgin_wake.classifier import WakeClassifier
 
         try:  # a missing or foreign --model fails now, not after building the set
-            WakeClassifier.load(model_path(synth.WAKE_WORD, args.model))
+            for m in models:
+                WakeClassifier.load(model_path(synth.WAKE_WORD, m))
         except (FileNotFoundError, ValueError) as exc:
             ap.error(str(exc))
     t0 = time.time()
-    clips = build_set(args.quick)
+    clips = build_set(args.quick, path=texts)
     pos = sum(c.label for c in clips)
     neg_h = sum(len(c.audio) for c in clips if not c.label) / RATE / 3600
     print(f"held-out set: {pos} positive clips, {len(clips) - pos} negative clips "
           f"({neg_h:.2f} h) in {time.time() - t0:.0f} s")
     rows: dict[str, dict] = {}
     if "trained" in wanted:
-        rows["trained"] = run_backend(make_trained(model=args.model), clips)
-        print("  trained: done")
+        for m in models:  # the first is "trained", the DET curve's
+            name = "trained" if m == models[0] else f"trained {Path(m).name}"
+            rows[name] = run_backend(make_trained(model=m), clips)
+            print(f"  {name}: done")
     if "trained-check" in wanted:
         rows["trained + Whisper check"] = run_backend(
-            make_trained(model=args.model, verify=True), clips)
+            make_trained(model=models[0], verify=True), clips)
         print("  trained + check: done")
     if "fewshot" in wanted or "fewshot-dtw" in wanted:
         from gamgin_wake.enroll import synthesized_takes
@@ -353,10 +374,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':26s} by condition: {r['false_reject_pct_by_condition']}")
     result = {"set": {"positives": pos, "negatives": len(clips) - pos,
                       "negative_hours": round(neg_h, 3), "quick": args.quick,
-                      "cores": os.cpu_count(), "texts": HELDOUT_FILE.name},
+                      "cores": os.cpu_count(), "texts": texts.name,
+                      "models": models},
               "backends": rows}
     if "trained" in wanted:
-        curve, threshold = det_curve(clips, args.model)
+        curve, threshold = det_curve(clips, models[0])
         result["det_curve"] = curve
         png = out.with_suffix(".png")
         plot_det(curve, threshold, {k: v for k, v in rows.items()
