@@ -22,8 +22,13 @@ def graph_nodes(context, *args, **kwargs) -> list:
     profile = LaunchConfiguration("profile").perform(context)
     no_audio = LaunchConfiguration("no_audio").perform(context).lower() in ("true", "1")
     graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile or None)
+    nodes = graph.select(no_audio=no_audio)
+    # e.g. no speaker: the turn node does not wait for playback (as with gamgin up)
+    derived = graph.selection_params(nodes)
+    extra = {name: [a for k, v in kv.items() for a in ("-p", f"{k}:={v}")]
+             for name, kv in derived.items()}
     actions = []
-    for unit in graph.units(graph.select(no_audio=no_audio)):
+    for unit in graph.units(nodes):
         node = unit.node
         common = dict(
             respawn=node.respawn,
@@ -34,7 +39,8 @@ def graph_nodes(context, *args, **kwargs) -> list:
         if unit.composed:
             # several light nodes in one Python process (gamgin_common.container), as a
             # component container would hold them; each keeps its own name and params
-            cmd = unit.command(graph.namespace, config_dir, node.executable, "stage_container")
+            cmd = unit.command(graph.namespace, config_dir, node.executable, "stage_container",
+                               extra)
             actions.append(Node(package="gamgin_common", executable="stage_container",
                                 arguments=cmd[cmd.index("stage_container") + 1:], **common))
             continue
@@ -43,7 +49,9 @@ def graph_nodes(context, *args, **kwargs) -> list:
             executable=node.executable,
             name=node.name,
             namespace=graph.namespace,
-            parameters=[str(p) for p in node.param_files(config_dir)],
+            parameters=[str(p) for p in node.param_files(config_dir)]
+            + ([{k: v == "true" if v in ("true", "false") else v
+                 for k, v in derived[node.name].items()}] if node.name in derived else []),
             **common,
         ))
     return actions

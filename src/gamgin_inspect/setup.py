@@ -9,6 +9,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
+        # the web entry of Foxglove Studio for the browser test (studio_web.py)
+        ("share/" + package_name + "/web", ["web/index.html", "web/studio.js"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -87,7 +87,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     exclude &= {n.name for n in graph.nodes}
     nodes = graph.select(no_audio=args.no_audio, only=split(args.only), exclude=exclude)
     overrides = {"foxglove_bridge": {k: v for k, v in (("host", args.bridge_host),
-                                                       ("port", args.bridge_port)) if v}}
+                                                       ("port", args.bridge_port)) if v},
+                 **graph.selection_params(nodes)}
     env = graph_env(lan=args.lan)
     log_dir = Path(args.log_dir) if args.log_dir else (
         Path(env["GAMGIN_HOME"]) / "log" / "gamgin-up" / time.strftime("%Y%m%d-%H%M%S"))
@@ -101,7 +102,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"{' (no audio)' if args.no_audio else ''}; discovery "
             f"{env['ROS_AUTOMATIC_DISCOVERY_RANGE']}; domain {env.get('ROS_DOMAIN_ID', '0')}; "
             f"logs in {log_dir}")
-    return sup.run()
+    # `gamgin status` then expects only the nodes started here
+    from gamgin.status import forget_selection, record_selection, selection_file
+
+    started = [n.name for n in nodes]
+    sel = selection_file(env.get("ROS_DOMAIN_ID") or "0")
+    record_selection(sel, started, [n.name for n in graph.nodes if n.name not in started])
+    try:
+        return sup.run()
+    finally:
+        forget_selection(sel)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

@@ -74,6 +74,14 @@ class Graph:
                 and (not only or n.name in only)
                 and n.name not in (exclude or set())]
 
+    def selection_params(self, nodes: list[GraphNode]) -> dict[str, dict[str, str]]:
+        """Parameters that follow from which nodes run: with no speaker (`--no-audio`)
+        nobody reports playback, so the turn node must not wait for it."""
+        names = {n.name for n in nodes}
+        if "turn" in names and "speaker" not in names:
+            return {"turn": {"await_playback": "false"}}
+        return {}
+
     def units(self, nodes: list[GraphNode] | None = None) -> list[Unit]:
         """The OS processes that run ``nodes`` (default: all): nodes sharing a ``process``
         name in one, in the order the first of each appears; every other node alone."""

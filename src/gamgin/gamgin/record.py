@@ -56,8 +56,9 @@ class McapRecorder:
             if topic not in self.topics or topic in self._channels:
                 continue
             type_name = types[0]
+            # named pkg/msg/Type, as rosbag2 writes it: viewers pick their panels by it
             schema_id = self.writer.register_schema(
-                type_name.replace("/msg/", "/"), "ros2msg", ros2msg_schema(type_name).encode())
+                type_name, "ros2msg", ros2msg_schema(type_name).encode())
             with self._lock:
                 self._channels[topic] = self.writer.register_channel(topic, "cdr", schema_id)
             self._subs.append(self.node.create_subscription(

@@ -127,3 +127,11 @@ def test_a_composed_process_passes_each_node_its_own_ros_arguments(tmp_path):
                    "--params-file", str(tmp_path / "b.yaml"), "-p", "k:=1"]
     assert solo.command("/ns", tmp_path, "/x/es") == [
         "/x/es", "--ros-args", "-r", "__node:=solo", "-r", "__ns:=/ns"]
+
+
+def test_the_turn_node_waits_for_playback_only_when_a_speaker_runs():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    assert graph.selection_params(graph.select()) == {}
+    assert graph.selection_params(graph.select(no_audio=True)) == {
+        "turn": {"await_playback": "false"}}
+    assert graph.selection_params(graph.select(only={"llm", "tts"})) == {}  # no turn node

@@ -114,3 +114,21 @@ def test_a_profile_adds_its_params_file_after_each_nodes_own(monkeypatch):
     assert [by_name[g.name] for g in graph.nodes] == [
         [str(p) for p in g.param_files(ROOT / "config")] for g in graph.nodes]
     assert all(files[-1].endswith("profiles/gpu.yaml") for files in by_name.values())
+
+
+def test_without_a_speaker_the_turn_node_is_told_not_to_wait_for_playback(monkeypatch):
+    """As `gamgin up --no-audio`: no speaker reports playback, so headless turns must end
+    with their reply, not by the think timeout."""
+    def turn_args(nodes: list) -> list[str]:
+        for launched in nodes:
+            args = launched.kwargs.get("arguments", [])
+            if "__node:=turn" in args:
+                start = args.index("__node:=turn")
+                end = args.index("--stage", start) if "--stage" in args[start:] else len(args)
+                return args[start:end]
+        raise AssertionError("no turn node launched")
+
+    _, headless = launch(monkeypatch, no_audio="true")
+    _, with_audio = launch(monkeypatch)
+    assert "await_playback:=false" in turn_args(headless)
+    assert "await_playback:=false" not in turn_args(with_audio)

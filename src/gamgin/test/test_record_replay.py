@@ -35,6 +35,8 @@ def test_record_then_replay_the_microphone(probe, node_env, tmp_path):
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         assert reader.get_header().profile == "ros2"
         decoded = [(c.topic, m) for _, c, _, m in reader.iter_decoded_messages()]
+        schemas = {s.name for s in reader.get_summary().schemas.values()}
+    assert "gamgin_interfaces/msg/Transcript" in schemas, schemas  # as rosbag2 names it
     texts = [m.text for t, m in decoded if t == "/gamgin/transcript"]
     assert texts == ["讲个笑话"]  # decoded with the schema stored in the file
 

@@ -1,5 +1,7 @@
 """`gamgin bench bridge`: what the Foxglove bridge costs, idle and while a viewer watches.
 
+Measured twice: with the subprotocol adapter in front of the SDK's server (the default, for
+viewers offering foxglove.websocket.v1) and with the SDK listening alone.
 A publisher process plays a talking robot on the graph -- microphone chunks at 50/s,
 speech chunks at 10/s, a transcript and token stream a second, diagnostics -- while the
 bridge runs. CPU of the bridge process is measured with no client connected, then with
@@ -85,6 +87,23 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args(argv)
+    result: dict = {}
+    # with the subprotocol adapter in front of the SDK (the default) and without it
+    for legacy in (True, False):
+        key = "adapter" if legacy else "sdk_only"
+        result[key] = measure(args.seconds, legacy)
+        r = result[key]
+        print(f"{key:8s} bridge CPU, no viewer:             {r['idle_cpu_percent']:6.2f} %")
+        print(f"{key:8s} bridge CPU, viewer on every topic: {r['watched_cpu_percent']:6.2f} % "
+              f"({r['messages_forwarded_to_client']} messages forwarded)")
+    result["traffic"] = "mic 50/s (640 B), speech 10/s (4.8 kB), 1 transcript + 10 tokens/s"
+    out = results_path("bench-bridge.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def measure(seconds: float, legacy: bool) -> dict:
     from gamgin_common import testing
 
     env = testing.test_env(testing.unique_domain_id())
@@ -95,27 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {}
     try:
         with testing.NodeProcess("gamgin_inspect", "bridge_node", "foxglove_bridge", env,
-                                 params={"port": port, "discover_period_s": 0.5}) as bridge:
+                                 params={"port": port, "discover_period_s": 0.5,
+                                         "accept_legacy_subprotocol": legacy}) as bridge:
             time.sleep(4.0)  # start-up and topic discovery
-            result["idle_cpu_percent"] = round(cpu_percent(bridge.proc.pid, args.seconds), 2)
+            result["idle_cpu_percent"] = round(cpu_percent(bridge.proc.pid, seconds), 2)
             box: dict = {}
             t = threading.Thread(target=lambda: box.update(
-                n=asyncio.run(watch_all(port, args.seconds + 3))))
+                n=asyncio.run(watch_all(port, seconds + 3))))
             t.start()
             time.sleep(2.0)  # connected and subscribed
-            result["watched_cpu_percent"] = round(cpu_percent(bridge.proc.pid, args.seconds), 2)
+            result["watched_cpu_percent"] = round(cpu_percent(bridge.proc.pid, seconds), 2)
             t.join()
             result["messages_forwarded_to_client"] = box.get("n", 0)
     finally:
         traffic.kill()
-    result["traffic"] = "mic 50/s (640 B), speech 10/s (4.8 kB), 1 transcript + 10 tokens/s"
-    print(f"bridge CPU, no viewer:                {result['idle_cpu_percent']:6.2f} % of one core")
-    print(f"bridge CPU, viewer on every topic:    {result['watched_cpu_percent']:6.2f} % "
-          f"({result['messages_forwarded_to_client']} messages forwarded)")
-    out = results_path("bench-bridge.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Every topic under the bridged prefixes (/gamgin, /diagnostics, /rosout by defaul
 advertised to Foxglove / Lichtblick with its ROS 2 schema. The ROS subscription behind a
 channel exists only while a client is subscribed to it, so an idle bridge costs next to
 nothing even with 50 mic chunks a second on the graph. Messages are forwarded as the raw
-CDR bytes DDS delivered: no deserialization on the way.
+CDR bytes DDS delivered: no deserialization on the way. Viewers that offer only the
+`foxglove.websocket.v1` subprotocol (Foxglove Studio 1.x) connect through subprotocol.py;
+the bridge also publishes the few topics a viewer's panels need (view.py).
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ from __future__ import annotations
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
 from gamgin_common import qos
 from gamgin_common.health import OK
 from gamgin_common.schemas import message_class, ros2msg_schema
 from gamgin_common.stage import StageError, StageNode, run_stage
+from gamgin_inspect import view
+from gamgin_inspect.subprotocol import SubprotocolAdapter
+from gamgin_interfaces.msg import DeviceState, TurnState
 
 
 class BridgeNode(StageNode):
@@ -26,7 +35,11 @@ class BridgeNode(StageNode):
         self.port = int(p("port", 8765).value)
         self.prefixes = list(p("topic_prefixes", ["/gamgin", "/diagnostics", "/rosout"]).value)
         self.discover_s = float(p("discover_period_s", 2.0).value)
+        # false: only viewers offering the SDK's subprotocol names connect, without the
+        # adapter's byte copying (see subprotocol.py)
+        self.legacy = bool(p("accept_legacy_subprotocol", True).value)
         self._server = None
+        self._adapter: SubprotocolAdapter | None = None
         self._fg_channels: dict[str, object] = {}  # topic -> foxglove.Channel
         self._fg_types: dict[str, str] = {}
         self._fg_subs: dict[str, object] = {}  # topic -> rclpy subscription
@@ -46,14 +59,60 @@ class BridgeNode(StageNode):
             def on_unsubscribe(self, client, channel) -> None:
                 node._client_subscribed(client.id, channel.topic, False)
 
+        # Viewers connect to the adapter, which takes foxglove.websocket.v1 as well as the
+        # SDK's names; the SDK itself then listens on a loopback port of its own.
+        if self.legacy:
+            try:
+                self._adapter = SubprotocolAdapter(self.host, self.port, 0)
+            except OSError as exc:
+                raise StageError(f"cannot serve Foxglove on {self.host}:{self.port}: {exc} "
+                                 "(port in use? set the `port` parameter)") from exc
+        host, port = ("127.0.0.1", 0) if self.legacy else (self.host, self.port)
         try:
-            self._server = foxglove.start_server(name="gamgin", host=self.host, port=self.port,
+            self._server = foxglove.start_server(name="gamgin", host=host, port=port,
                                                  server_listener=Listener())
         except Exception as exc:
-            raise StageError(f"cannot serve Foxglove on {self.host}:{self.port}: {exc} "
+            if self._adapter is not None:
+                self._adapter.stop()
+                self._adapter = None
+            raise StageError(f"cannot serve Foxglove on {host}:{port}: {exc} "
                              "(port in use? set the `port` parameter)") from exc
+        if self._adapter is not None:
+            self._adapter.upstream_port = self._server.port
+            self._adapter.start()
+        self._view_topics()
         self._timer = self.create_timer(self.discover_s, self._discover)
         self._discover()
+
+    # ------------------------------------------------------------------ derived topics
+    def _view_topics(self) -> None:
+        """Topics for the viewer's panels (gamgin_inspect/view.py says why), latched."""
+        self._devices = view.DeviceBoard()
+        turn_pub = self.stage_publisher(String, "inspect/turn_state", qos.STATE)
+        playback_pub = self.stage_publisher(String, "inspect/playback", qos.STATE)
+        # depth 1: a viewer that connects gets the current list, not its history
+        self._devices_pub = self.stage_publisher(
+            DiagnosticStatus, "inspect/devices",
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.stage_subscription(
+            TurnState, "turn/state",
+            lambda m: turn_pub.publish(String(data=view.turn_state_name(m.state))), qos.STATE)
+        self.stage_subscription(
+            TurnState, "audio/playback",
+            lambda m: playback_pub.publish(String(data=view.playback_state_name(m.state))),
+            qos.EVENTS)
+        self.stage_subscription(DeviceState, "devices/state", self._on_device, qos.DEVICE_STATE)
+
+    def _on_device(self, m: DeviceState) -> None:
+        d = m.device
+        label = " ".join(x for x in (d.name_zh, d.name_en) if x) or d.id
+        if not self._devices.update(view.DeviceView(
+                d.id, label, d.room, d.on, [(p.name, p.value, p.unit) for p in d.params])):
+            return
+        self._devices_pub.publish(DiagnosticStatus(
+            name="devices", hardware_id="gamgin", message=self._devices.headline(),
+            values=[KeyValue(key=k, value=v) for k, v in self._devices.rows()]))
 
     def activate_stage(self) -> None:
         self.health.ok(self._serving())
@@ -69,6 +128,9 @@ class BridgeNode(StageNode):
             for ch in self._fg_channels.values():
                 ch.close()
             self._fg_channels.clear()
+        if self._adapter is not None:
+            self._adapter.stop()
+            self._adapter = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -94,9 +156,11 @@ class BridgeNode(StageNode):
                 self._fg_types[topic] = type_name
                 self._fg_channels[topic] = foxglove.Channel(
                     topic, message_encoding="cdr",
-                    schema=foxglove.Schema(name=type_name.replace("/msg/", "/"),
+                    schema=foxglove.Schema(name=type_name,  # pkg/msg/Type, as ROS 2 writes it
                                            encoding="ros2msg", data=schema.encode()))
         self.health.value("topics", len(self._fg_channels))
+        if self._adapter is not None:  # viewers that needed the rename (Studio 1.x & co.)
+            self.health.value("legacy_subprotocol_connections", self._adapter.renamed)
         if self.health.level == OK:
             self.health.ok(self._serving())
 

@@ -37,7 +37,9 @@ class Trace:
     end: int = 0
 
     def ms_after_speech_end(self, t: int) -> float:
-        return (t - self.speech_end) / 1e6 if t and self.speech_end else -1.0
+        # a typed turn has no end of speech: its clock starts when the text arrived
+        origin = self.speech_end or self.final_transcript
+        return (t - origin) / 1e6 if t and origin else -1.0
 
     def summary(self) -> dict[str, float]:
         return {k: self.ms_after_speech_end(getattr(self, k))
@@ -60,12 +62,17 @@ class TurnTracker:
     # to say; this only bounds the wait when it never does (TTS down). It must exceed the
     # TTS's first-sentence time on a loaded CPU, else a slow answer is cut off unheard.
     tail_s: float = 10.0
+    # False when no speaker runs (`gamgin up --no-audio`): nobody reports playback, so a
+    # turn speaks from its first synthesized audio and ends once the reply is complete and
+    # the TTS has ended its stream (or, if it never does, tail_s after its last audio).
+    await_playback: bool = True
     turn_id: int = 0
     state: int = IDLE
     trace: Trace | None = None
     _since: int = 0
     _reply_done_at: int = 0
     _audio_done: bool = False
+    _last_audio: int = 0
     out_states: list[StateChange] = field(default_factory=list)
     out_traces: list[Trace] = field(default_factory=list)
 
@@ -79,7 +86,7 @@ class TurnTracker:
             self.trace.outcome, self.trace.end = outcome, now
             self.out_traces.append(self.trace)
         self.trace = None
-        self._reply_done_at, self._audio_done = 0, False
+        self._reply_done_at, self._audio_done, self._last_audio = 0, False, 0
 
     def _begin(self, turn_id: int, now: int, reason: str, state: int) -> None:
         if self.state not in (IDLE, CANCELLED) and self.turn_id != turn_id:
@@ -146,6 +153,15 @@ class TurnTracker:
             self._reply_done_at = now
             if finish_reason == "error":
                 tr.outcome = "error"
+            self._end_unplayed(now)
+
+    def _end_unplayed(self, now: int) -> None:
+        """Without a speaker: the turn is over when the reply and its speech are complete."""
+        tr = self.trace
+        if (not self.await_playback and tr is not None and self.state == SPEAKING
+                and self._reply_done_at and self._audio_done):
+            self._set(IDLE, "reply complete (no speaker)", now)
+            self._finish(tr.outcome or "answered", now)
 
     def on_audio(self, turn_id: int, stamp: int, has_samples: bool, end_of_stream: bool,
                  now: int) -> None:
@@ -155,10 +171,15 @@ class TurnTracker:
         assert tr is not None
         if has_samples and not tr.first_audio:
             tr.first_audio = stamp
+        if has_samples:
+            self._last_audio = now
+            if not self.await_playback and self.state == THINKING:
+                self._set(SPEAKING, "speech synthesized (no speaker)", now)
         if end_of_stream:
             self._audio_done = True
             if not tr.first_audio:
                 self._reply_done_at = self._reply_done_at or now  # nothing to play
+            self._end_unplayed(now)
 
     def on_playback(self, turn_id: int, kind: str, stamp: int, now: int) -> None:
         if not self._current(turn_id):
@@ -195,6 +216,10 @@ class TurnTracker:
         elif self.state == THINKING and age > self.think_timeout_s:
             self._set(CANCELLED, "think timeout", now)
             self._finish("error", now)
+        elif (self.state == SPEAKING and not self.await_playback and self._reply_done_at
+              and (now - max(self._last_audio, self._reply_done_at)) / 1e9 > self.tail_s):
+            self._set(IDLE, "reply complete, tts stream never ended (no speaker)", now)
+            self._finish(self.trace.outcome or "answered", now)
         elif self.state == SPEAKING and age > self.speak_timeout_s:
             self._set(CANCELLED, "speak timeout", now)
             self._finish("error", now)

@@ -34,7 +34,8 @@ class TurnNode(StageNode):
             listen_timeout_s=float(p("listen_timeout_s", 12.0).value),
             think_timeout_s=float(p("think_timeout_s", 30.0).value),
             speak_timeout_s=float(p("speak_timeout_s", 120.0).value),
-            tail_s=float(p("no_audio_tail_s", 10.0).value))
+            tail_s=float(p("no_audio_tail_s", 10.0).value),
+            await_playback=bool(p("await_playback", True).value))
         # The dialogue node: when it restarts (a new pid on /diagnostics) while a turn waits
         # for its answer, the final transcript it lost is sent again, once, to the new one.
         self.llm_node = str(p("llm_node", "llm").value)

@@ -101,3 +101,52 @@ def test_typed_input_without_a_wake_starts_a_turn():
     t.on_transcript(7, True, S, "把客厅的灯打开", 0, S, S)
     assert [s for _, s in states(t)] == [LISTENING, THINKING]
     assert t.turn_id == 7 and t.state == THINKING
+
+
+def test_without_a_speaker_a_turn_ends_when_its_reply_and_speech_are_complete():
+    """`gamgin up --no-audio`: nobody reports playback; the turn must not wait for it."""
+    t = TurnTracker(await_playback=False)
+    t.on_transcript(3, True, 2 * S, "turn on the light", S, 2 * S, 2 * S)  # typed, no wake
+    t.on_token(3, 2 * S + 100_000_000, "OK, ", False, "intent", "", 2 * S + 100_000_000)
+    t.on_audio(3, 2 * S + 300_000_000, True, False, 2 * S + 300_000_000)
+    assert t.state == SPEAKING
+    t.on_token(3, 2 * S + 400_000_000, "done.", True, "intent", "stop", 2 * S + 400_000_000)
+    assert t.state == SPEAKING  # the last sentence is still being synthesized
+    t.on_audio(3, 2 * S + 600_000_000, False, True, 2 * S + 600_000_000)
+    changes, (tr,) = t.drain()
+    assert [(c.state, c.reason) for c in changes][-1] == (IDLE, "reply complete (no speaker)")
+    assert [c.state for c in changes] == [LISTENING, THINKING, SPEAKING, IDLE]
+    assert tr.outcome == "answered" and tr.end == 2 * S + 600_000_000
+    assert tr.summary()["first_audio"] == 300.0 and tr.summary()["playback_start"] == -1.0
+    t.tick(60 * S)  # long after: no timeout, nothing more
+    assert t.drain() == ([], [])
+
+
+def test_without_a_speaker_a_tts_stream_that_never_ends_still_ends_the_turn():
+    t = TurnTracker(await_playback=False, tail_s=2)
+    t.on_transcript(4, True, S, "hello", 0, S, S)
+    t.on_audio(4, S, True, False, S)
+    t.on_token(4, S, "hi", True, "llm", "stop", S)
+    t.tick(2 * S)
+    assert t.state == SPEAKING
+    t.tick(4 * S)
+    assert t.state == IDLE and t.drain()[1][0].outcome == "answered"
+
+
+def test_with_a_speaker_the_turn_still_waits_for_playback():
+    t = TurnTracker()
+    t.on_transcript(5, True, S, "hello", 0, S, S)
+    t.on_token(5, S, "hi", True, "llm", "stop", S)
+    t.on_audio(5, S, True, False, S)
+    t.on_audio(5, S, False, True, S)
+    assert t.state == THINKING and t.trace is not None
+
+
+def test_a_typed_turn_is_timed_from_when_its_text_arrived():
+    t = TurnTracker()
+    t.on_transcript(6, True, 10 * S, "hello", 0, 0, 10 * S)  # typed: no speech_end
+    t.on_token(6, 10 * S + 80_000_000, "hi", True, "llm", "stop", 10 * S)
+    t.on_audio(6, 10 * S + 200_000_000, True, False, 10 * S)
+    assert t.trace is not None and t.trace.summary() == {
+        "final_transcript": 0.0, "first_token": 80.0, "first_audio": 200.0,
+        "playback_start": -1.0}
