@@ -25,7 +25,7 @@ import numpy as np
 from gamgin_common.paths import file_sha256
 from gamgin_knowledge.chunking import SentenceChunker
 from gamgin_knowledge.guard import sanitize
-from gamgin_knowledge.index import Generation, IndexStore, StoredChunk
+from gamgin_knowledge.index import ChunkStore, Generation, IndexStore, StoredChunk
 from gamgin_knowledge.ingest import SUPPORTED, Limits, Page, SkipFile, read_document
 from gamgin_knowledge.text import detect_lang, lexical_tokens
 
@@ -162,8 +162,9 @@ class KnowledgeBase:
     def __init__(self, root: str | Path | None = None, embedder=None,
                  embedder_factory: Callable[[], object] | None = None,
                  chunker: SentenceChunker | None = None, limits: Limits | None = None,
-                 dense_weight: dict[str, float] | None = None) -> None:
-        self.store = IndexStore(root)
+                 dense_weight: dict[str, float] | None = None,
+                 store: ChunkStore | None = None) -> None:
+        self.store = store if store is not None else IndexStore(root)
         # weight of the dense ranks in the fusion, per query language. The packaged MiniLM
         # is English-only: on the bench's Chinese questions any weight > 0 lowered MRR
         # (0 -> 0.91, 0.1 -> 0.88, 0.25 -> 0.83, 1.0 -> 0.65), so Chinese fuses BM25 only
@@ -206,14 +207,22 @@ class KnowledgeBase:
             for res in report_bad:
                 on_file(res)
         emb = self.embedder
+        todo: list[tuple[str, bytes | None, Path | None]] = [
+            (BUILTIN + n, builtin_text(n), None) for n in builtin]
+        todo += [(str(f), None, f) for f in files]
         with self.store.writing():
+            same = self._all_unchanged(todo, emb)
+            if same is not None:  # nothing to do: no chunks loaded, nothing written
+                for res in same:
+                    report.files.append(res)
+                    if on_file:
+                        on_file(res)
+                report.seconds = time.monotonic() - t0
+                return report
             gen = self.store.load(emb.dim, emb.name)
             kept = self._carry_over(gen, emb, report)
             entries = dict(gen.files)
             changed = bool(report.note)
-            todo: list[tuple[str, bytes | None, Path | None]] = [
-                (BUILTIN + n, builtin_text(n), None) for n in builtin]
-            todo += [(str(f), None, f) for f in files]
             for i, (key, raw, path) in enumerate(todo):
                 if should_stop():
                     raise IngestStopped(f"stopped after {i} of {len(todo)} files; nothing of "
@@ -224,14 +233,41 @@ class KnowledgeBase:
                 if on_file:
                     on_file(res)
             if changed:
-                report.generation = self._commit(emb, entries, kept)
+                report.generation = self._commit(emb, entries, kept, gen)
         report.seconds = time.monotonic() - t0
         return report
 
+    def _all_unchanged(self, todo: list, emb) -> list[FileResult] | None:
+        """"unchanged" results when every file of the batch is stored with the same SHA-256
+        by the same embedder, from the store's file list alone: re-adding an unchanged
+        folder must not load 100k chunks (~6 s). None when anything needs the full path."""
+        if not todo:
+            return None
+        known = self.store.file_list()
+        if known is None or known[0] != emb.name:
+            return None
+        out = []
+        for key, raw, path in todo:
+            old = known[1].get(key)
+            if old is None:
+                return None
+            try:
+                digest = (hashlib.sha256(raw).hexdigest() if raw is not None
+                          else file_sha256(path))
+            except OSError:
+                return None
+            if old.get("sha256") != digest:
+                return None
+            out.append(FileResult(key, "unchanged", pages=old.get("pages", 0),
+                                  chunks=old.get("chunks", 0), bytes=old.get("bytes", 0)))
+        return out
+
     def _carry_over(self, gen: Generation, emb, report: IngestReport) -> dict:
-        kept: dict[str, tuple[list[StoredChunk], np.ndarray]] = {}
-        for f in gen.files:
-            kept[f] = gen.vectors_of(f)
+        """What the live generation holds, per file: (chunks, None) = "keep its stored
+        vectors" (a store that keeps rows need not read them), or (chunks, vectors) when
+        they must be written again."""
+        kept: dict[str, tuple[list[StoredChunk], np.ndarray | None]] = {
+            f: (gen.chunks_of(f), None) for f in gen.files}
         if gen.chunks and (gen.embedder != emb.name or gen.dim != emb.dim):
             # vectors of another model are not comparable: embed the stored text again
             report.note = f"re-embedded {len(gen.chunks)} chunks ({gen.embedder} -> {emb.name})"
@@ -294,16 +330,23 @@ class KnowledgeBase:
                                    flagged=flagged))
         return out
 
-    def _commit(self, emb, entries: dict, kept: dict) -> str:
-        chunks: list[StoredChunk] = []
-        vecs: list[np.ndarray] = []
-        for key in sorted(entries):
-            if key in kept:
-                c, v = kept[key]
-                chunks += c
-                vecs.append(v)
-        matrix = np.vstack(vecs) if vecs else np.zeros((0, emb.dim), np.float32)
-        return self.store.commit(emb.name, emb.dim, entries, chunks, matrix)
+    def _commit(self, emb, entries: dict, kept: dict, base: Generation) -> str:
+        parts = {k: kept[k] for k in sorted(entries) if k in kept}
+        return self.store.commit(emb.name, emb.dim, entries, parts, base)
+
+    def reindex_from_other_store(self, kind: str, **add_kw) -> IngestReport | None:
+        """After switching stores (``store`` parameter): when this store is empty, ingest
+        again the documents the other store at the same folder knew (still on disk)."""
+        from gamgin_knowledge.index import other_store_documents
+
+        if self.store.current_name() is not None:
+            return None
+        known = other_store_documents(kind, getattr(self.store, "root", None))
+        paths = [p for p in known if not p.startswith(BUILTIN) and Path(p).is_file()]
+        builtin = [p[len(BUILTIN):] for p in known if p.startswith(BUILTIN)]
+        if not paths and not builtin:
+            return None
+        return self.add(paths, builtin=[b for b in builtin if b in JOKE_FILES], **add_kw)
 
     def remove(self, paths: Iterable[str | Path]) -> IngestReport:
         """Forget files, or everything under a folder (the files themselves are untouched)."""
@@ -328,7 +371,7 @@ class KnowledgeBase:
                 for k in gone:
                     entries.pop(k, None)
                     kept.pop(k, None)
-                report.generation = self._commit(emb, entries, kept)
+                report.generation = self._commit(emb, entries, kept, gen)
         report.seconds = time.monotonic() - t0
         return report
 
@@ -379,7 +422,9 @@ class KnowledgeBase:
             if gen.embedder != self.embedder.name:
                 raise RuntimeError(f"index was built with {gen.embedder}, the query embedder "
                                    f"is {self.embedder.name}: ingest again to re-embed")
-            q = self.embedder.embed([query])
+            from gamgin_knowledge.backends import embed_query
+
+            q = embed_query(self.embedder, [query])
             scores, ids = gen.index.search(q, depth)
             for r, (i, s) in enumerate(zip(ids[0], scores[0], strict=True)):
                 if i >= 0:

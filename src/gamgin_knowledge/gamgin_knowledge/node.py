@@ -43,6 +43,8 @@ class KnowledgeNode(StageNode):
         self.remove_missing = bool(p("remove_missing", True).value)
         self.embedder_name = str(p("embedder", "minilm").value)
         self.embedding_model = str(p("embedding_model", "").value)
+        self.store_kind = str(p("store", "faiss").value)
+        self.database_url = str(p("database_url", "").value)
         self.chunk_tokens = int(p("chunk_tokens", 160).value)
         self.overlap_tokens = int(p("overlap_tokens", 32).value)
         self.max_file_mb = float(p("max_file_mb", 50.0).value)
@@ -66,22 +68,31 @@ class KnowledgeNode(StageNode):
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             raise StageError(f"{exc} (parameters 'embedder', 'embedding_model', "
                              "'chunk_tokens', 'overlap_tokens')") from exc
+        from gamgin_knowledge.index import make_store
+
+        try:
+            # pgvector without a URL starts its embedded PostgreSQL here; cleanup stops it
+            store = make_store(self.store_kind, self.index_dir or None, self.database_url)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise StageError(f"{exc} (parameters 'store', 'database_url')") from exc
         self.kb = KnowledgeBase(self.index_dir or None, embedder=embedder, chunker=chunker,
-                                limits=Limits(self.max_file_mb, self.max_pdf_pages))
+                                limits=Limits(self.max_file_mb, self.max_pdf_pages),
+                                store=store)
         self.folders = []
         for w in self.watch_paths:
             f = Path(w).expanduser()
             f = f if f.is_absolute() else data_dir() / f
             f.mkdir(parents=True, exist_ok=True)
             self.folders.append(f)
-        self.health.value("index", str(self.kb.store.root))
+        self.health.value("index", repr(self.kb.store))
         self.health.value("watching", ",".join(map(str, self.folders)) or "none")
         self.health.value("embedder", embedder.name)
         self.report_pub = self.stage_publisher(String, "knowledge/report", qos.STATE)
         from gamgin_knowledge.retriever import KnowledgeRetriever
 
         # same base as the ingest side: one model and one in-memory index in this process
-        self.retriever = KnowledgeRetriever(kb=self.kb, builtin_jokes=False)
+        self.retriever = KnowledgeRetriever(kb=self.kb, builtin_jokes=False,
+                                            embedder=self.embedder_name)
         group = ReentrantCallbackGroup()  # an ingest must not hold up search or rescan
         self.stage_service(Trigger, "knowledge/rescan", self._on_rescan, callback_group=group)
         self.stage_service(KnowledgeAdd, "knowledge/add", self._on_add, callback_group=group)
@@ -102,6 +113,15 @@ class KnowledgeNode(StageNode):
             self._timer = None
 
     def cleanup_stage(self) -> None:
+        if self.kb is not None:
+            # a scan under way gives up before its commit (deactivate set _stopping); wait a
+            # little for it, but close anyway: the embedded PostgreSQL must not outlive us
+            got = self._busy.acquire(timeout=1.0)
+            try:
+                self.kb.store.close()
+            finally:
+                if got:
+                    self._busy.release()
         self.kb = None
         self.retriever = None
 
@@ -117,6 +137,13 @@ class KnowledgeNode(StageNode):
         if kb is None or not self._busy.acquire(blocking=force):
             return None
         try:
+            # the store was switched (faiss <-> pgvector): documents added from anywhere
+            # (`gamgin kb add`, knowledge/add) are read again into the new, empty store
+            moved = (kb.reindex_from_other_store(self.store_kind,
+                                                 should_stop=self._stopping.is_set)
+                     if self._first else None)
+            if moved is not None:
+                self._publish(moved)
             now = snapshot(self.folders)
             changed, gone = diff({} if (force or self._first) else self._seen, now)
             gone = [g for g in gone if g in self._seen] if self.remove_missing else []

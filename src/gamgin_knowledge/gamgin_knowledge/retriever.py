@@ -24,36 +24,49 @@ from gamgin_knowledge.guard import is_instruction
 from gamgin_knowledge.text import detect_lang
 
 _SHARED: dict[tuple, KnowledgeBase] = {}
+MIN_COSINE = {"minilm": 0.45, "use": 0.3, "e5": 0.85}
 _SHARED_LOCK = threading.Lock()
 
 
 def shared_base(index_dir: str = "", embedder: str = "minilm",
-                embedding_model: str = "") -> KnowledgeBase:
+                embedding_model: str = "", store: str = "faiss",
+                database_url: str = "") -> KnowledgeBase:
     from gamgin_knowledge.backends import make_embedder
-    from gamgin_knowledge.index import default_root
+    from gamgin_knowledge.index import default_root, make_store
 
     root = Path(index_dir).expanduser() if index_dir else default_root()
-    key = (str(root.absolute()), embedder, embedding_model)
+    key = (str(root.absolute()), embedder, embedding_model, store, database_url)
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = KnowledgeBase(
-                root, embedder_factory=lambda: make_embedder(embedder, embedding_model))
+                root, embedder_factory=lambda: make_embedder(embedder, embedding_model),
+                store=make_store(store, root, database_url))
         return _SHARED[key]
 
 
 class KnowledgeRetriever:
     def __init__(self, context: Any = None, index_dir: str = "", embedder: str = "minilm",
                  embedding_model: str = "", builtin_jokes: bool = True,
-                 min_coverage: float = 0.5, min_cosine: float = 0.45,
+                 min_coverage: float = 0.5, min_cosine: float | None = None,
                  extractive_langs: list[str] | tuple[str, ...] = ("zh", "en"),
-                 dense_weight_zh: float = 0.0, seed: int | None = None,
-                 kb: KnowledgeBase | None = None) -> None:
+                 dense_weight_zh: float | None = None, seed: int | None = None,
+                 kb: KnowledgeBase | None = None, store: str = "faiss",
+                 database_url: str = "") -> None:
+        from gamgin_knowledge.backends import MULTILINGUAL
+
         # ``kb``: the knowledge node passes its own base (one model, one index in memory)
-        self.kb = kb if kb is not None else shared_base(index_dir, embedder, embedding_model)
-        # 0 for the English-only MiniLM (bench-kb); a multilingual embedder deserves 1.0
+        self.kb = kb if kb is not None else shared_base(index_dir, embedder, embedding_model,
+                                                        store, database_url)
+        # None: 0 for the English-only MiniLM (bench-kb), 1.0 for a multilingual embedder
+        if dense_weight_zh is None:
+            dense_weight_zh = 1.0 if embedder in MULTILINGUAL else 0.0
         self.kb.dense_weight["zh"] = dense_weight_zh
         self.min_coverage = min_coverage
-        self.min_cosine = min_cosine
+        # cosine scales differ by model: USE's related pairs score ~0.35-0.6 and unrelated
+        # ones < 0.15; MiniLM's 0.45+; E5 puts everything above 0.7 (bench-kb)
+        self.min_cosine = min_cosine if min_cosine is not None else MIN_COSINE.get(embedder,
+                                                                                   0.45)
+        self.cosine_langs = {"en", "zh"} if embedder in MULTILINGUAL else {"en"}
         self.extractive_langs = set(extractive_langs)
         self._rng = random.Random(seed)
         self._recent: deque[str] = deque(maxlen=8)  # jokes not to repeat soon
@@ -79,10 +92,11 @@ class KnowledgeRetriever:
         lang = lang or detect_lang(query)
         if ans.coverage(query, p.text, self.kb.idf) >= self.min_coverage:
             return True
-        # MiniLM is English: its cosine means little for Chinese text. In English a
-        # paraphrase ("how do I call Alice") may miss the most specific word, so the
-        # passage may also pass on the cosine or on the words it does share
-        return lang == "en" and (p.dense >= self.min_cosine or ans.coverage(
+        # MiniLM is English: its cosine means little for Chinese text (a multilingual
+        # embedder's does). A paraphrase ("how do I call Alice", 证件哪天失效) may miss the
+        # most specific word, so the passage may also pass on the cosine or on the words
+        # it does share
+        return lang in self.cosine_langs and (p.dense >= self.min_cosine or ans.coverage(
             query, p.text, self.kb.idf, need_key=False) >= 0.8 * self.min_coverage)
 
     # ------------------------------------------------------------------ gamgin_llm seams
@@ -119,13 +133,15 @@ class KnowledgeRetriever:
         return ans.phrase(best[0], best[1], lang)
 
     def _similarity(self, query: str, lang: str):
-        """Cosine of sentences to the query, for English (what the packaged model knows)."""
-        if lang != "en" or self.kb.dense_weight.get("en", 1.0) <= 0:
+        """Cosine of sentences to the query, in the languages the embedder knows."""
+        if lang not in self.cosine_langs or self.kb.dense_weight.get(lang, 1.0) <= 0:
             return None
 
         def sim(sentences: list[str]) -> list[float]:
-            v = self.kb.embedder.embed([query, *sentences])
-            return list(v[1:] @ v[0])
+            from gamgin_knowledge.backends import embed_query
+
+            q = embed_query(self.kb.embedder, [query])[0]
+            return list(self.kb.embedder.embed(sentences) @ q)
 
         return sim
 
