@@ -162,13 +162,19 @@ def test_negatives_never_contain_the_word_in_any_tone():
     assert not any(train.heard_as_wake(w) for w in train.NEAR_MISS)
     rng = np.random.default_rng(0)
     assert not any(train.heard_as_wake(train.random_zh(rng)) for _ in range(200))
+    daily = [train.daily_near_phrase(rng) for _ in range(400)]
+    assert not any(train.heard_as_wake(t) for t in daily)
+    # said as often as a home says it, and mostly where the wake word would stand
+    assert sum(t.startswith("今天") for t in daily) > 60
 
 
-def test_the_held_out_set_is_kept_apart_from_training():
-    texts = yaml.safe_load(bench.HELDOUT_FILE.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("name", ["heldout_wake.yaml", "heldout_wake_2.yaml"])
+def test_both_held_out_sets_are_kept_apart_from_training(name):
+    texts = yaml.safe_load(bench.texts_file(name).read_text(encoding="utf-8"))
     assert all(t.count("金坚") == 1 for t in texts["positives"])
     negatives = [t for k in ("near_miss_zh", "ordinary_zh", "english") for t in texts[k]]
     assert not any("金坚" in t or train.heard_as_wake(t) for t in negatives)
     trained_on = set(train.COMMANDS) | set(train.NEAR_MISS) | set(train.PREFIXES)
     assert not trained_on & set(negatives)
     assert len(texts["positives"]) >= 50 and len(negatives) >= 200
+
