@@ -1,4 +1,5 @@
 """ros2 launch gamgin bringup.launch.py [no_audio:=true] [profile:=small-robot|gpu]
+                                       [role:=robot|brain]
 
 Starts the gamgin graph on a machine with ROS 2 installed. The node list comes from
 config/graph.yaml through gamgin.graph -- the same description `gamgin up` runs -- so
@@ -22,7 +23,8 @@ def graph_nodes(context, *args, **kwargs) -> list:
     profile = LaunchConfiguration("profile").perform(context)
     no_audio = LaunchConfiguration("no_audio").perform(context).lower() in ("true", "1")
     graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile or None)
-    nodes = graph.select(no_audio=no_audio)
+    role = LaunchConfiguration("role").perform(context) or "all"
+    nodes = graph.select(no_audio=no_audio, role=role)
     # e.g. no speaker: the turn node does not wait for playback (as with gamgin up)
     derived = graph.selection_params(nodes)
     extra = {name: [a for k, v in kv.items() for a in ("-p", f"{k}:={v}")]
@@ -65,6 +67,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="start all but the microphone and speaker nodes"),
         DeclareLaunchArgument("profile", default_value="",
                               description="config/profiles/<profile>.yaml: small-robot, gpu"),
+        DeclareLaunchArgument("role", default_value="all",
+                              description="one host's share of a split graph: robot | brain"),
         # Closed by default (same rule as `gamgin up`): only this host sees the graph,
         # unless the user already chose a discovery range.
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",

@@ -111,8 +111,10 @@ class GraphRun:
     """`gamgin up` in the background with a config folder; node pids from /diagnostics."""
 
     def __init__(self, config: Path, env: dict, log: Path, exclude: list[str],
-                 log_dir: Path | None = None, extra: list[str] | tuple = ()) -> None:
-        args = ["gamgin", "up", "--config", str(config), "--no-bridge", *extra]
+                 log_dir: Path | None = None, extra: list[str] | tuple = (),
+                 prefix: list[str] | tuple = ()) -> None:
+        # prefix: e.g. ["ip", "netns", "exec", ns] -- it execs gamgin up, so signals reach it
+        args = [*prefix, "gamgin", "up", "--config", str(config), "--no-bridge", *extra]
         if exclude:
             args += ["--exclude", ",".join(exclude)]
         if log_dir is not None:

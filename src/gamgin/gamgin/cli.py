@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from gamgin.graph import GraphError, default_config_dir, load_graph
+from gamgin.graph import ROLES, GraphError, default_config_dir, load_graph
 from gamgin_common.paths import ResultsPathError
 
 # `gamgin <cmd> ...` -> module whose main(argv) -> int implements it.
@@ -45,8 +45,10 @@ BENCHES = {
 }
 
 
-def graph_env(lan: bool = False) -> dict[str, str]:
-    """The environment every node of `gamgin up` gets."""
+def graph_env(lan: bool = False, peers: str = "") -> dict[str, str]:
+    """The environment every node of `gamgin up` gets. ``peers``: the pet's other host(s)
+    (comma-separated addresses), reached by unicast while the graph stays closed to
+    every other host (ROS_STATIC_PEERS with the LOCALHOST range)."""
     env = dict(os.environ)
     home = env.get("GAMGIN_HOME") or str(Path(default_config_dir()).resolve().parent)
     env.setdefault("GAMGIN_HOME", home)
@@ -58,6 +60,8 @@ def graph_env(lan: bool = False) -> dict[str, str]:
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "SUBNET"
     else:
         env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if peers:
+        env["ROS_STATIC_PEERS"] = ";".join(p.strip() for p in peers.split(",") if p.strip())
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -85,11 +89,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
     exclude = (split(args.exclude) or set()) | ({"foxglove_bridge"} if args.no_bridge else set())
     exclude &= {n.name for n in graph.nodes}
-    nodes = graph.select(no_audio=args.no_audio, only=split(args.only), exclude=exclude)
+    try:
+        nodes = graph.select(no_audio=args.no_audio, only=split(args.only), exclude=exclude,
+                             role=args.role)
+    except GraphError as exc:
+        print(f"gamgin up: {exc}", file=sys.stderr)
+        return 2
     overrides = {"foxglove_bridge": {k: v for k, v in (("host", args.bridge_host),
                                                        ("port", args.bridge_port)) if v},
                  **graph.selection_params(nodes)}
-    env = graph_env(lan=args.lan)
+    env = graph_env(lan=args.lan, peers=args.peer or "")
     log_dir = Path(args.log_dir) if args.log_dir else (
         Path(env["GAMGIN_HOME"]) / "log" / "gamgin-up" / time.strftime("%Y%m%d-%H%M%S"))
     try:
@@ -99,8 +108,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"gamgin up: {exc}", file=sys.stderr)
         return 2
     sup.say(f"graph {graph.namespace}: {', '.join(n.name for n in nodes)}"
-            f"{' (no audio)' if args.no_audio else ''}; discovery "
-            f"{env['ROS_AUTOMATIC_DISCOVERY_RANGE']}; domain {env.get('ROS_DOMAIN_ID', '0')}; "
+            f"{' (no audio)' if args.no_audio else ''}"
+            f"{f'; role {args.role}' if args.role != 'all' else ''}; discovery "
+            f"{env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
+            f"{' + peers ' + env['ROS_STATIC_PEERS'] if env.get('ROS_STATIC_PEERS') else ''}"
+            f"; domain {env.get('ROS_DOMAIN_ID', '0')}; "
             f"logs in {log_dir}")
     # `gamgin status` then expects only the nodes started here
     from gamgin.status import forget_selection, record_selection, selection_file
@@ -119,6 +131,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     graph = load_graph(config_dir / "graph.yaml")
     for n in graph.nodes:
         flags = (" [audio]" if n.audio else "") + (f" [process {n.process}]" if n.process else "")
+        flags += f" [{n.role}]" if n.role else ""
         print(f"{graph.namespace}/{n.name:10s} {n.package}/{n.executable}{flags}  "
               f"params: {', '.join(n.params) or '-'}  {n.description}")
     units = graph.units()
@@ -136,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "graph.yaml `process`)")
     up.add_argument("--no-audio", action="store_true", help="all but the microphone and speaker")
     up.add_argument("--only", help="comma-separated node names to start")
+    up.add_argument("--role", choices=ROLES, default="all",
+                    help="one host's share of a split graph: robot (ears, voice, turns, "
+                    "devices) or brain (STT, LLM, TTS, knowledge); default all")
+    up.add_argument("--peer", help="the other host(s) of a split graph (comma-separated "
+                    "addresses): discovered by unicast, the graph stays closed to the rest "
+                    "of the network")
     up.add_argument("--exclude", help="comma-separated node names to leave out")
     up.add_argument("--lan", action="store_true",
                     help="let other hosts on the network see the graph (default: this host only)")

@@ -18,6 +18,10 @@ class GraphError(ValueError):
     """graph.yaml is malformed; the message names the entry and the problem."""
 
 
+# `gamgin up --role`: one robot, two hosts -- the pet keeps its ears, a bigger box thinks
+ROLES = ("all", "robot", "brain")
+
+
 @dataclass(frozen=True)
 class GraphNode:
     name: str  # ROS node name, e.g. "stt" -> /gamgin/stt
@@ -30,6 +34,7 @@ class GraphNode:
     nice: int = 0  # > 0: yields the CPU to the conversation path (helpers, viewers)
     standby: bool = False  # gamgin up: a crash is taken over by the pre-started spare process
     process: str = ""  # nodes naming the same process run in one (composition); "" = alone
+    role: str = ""  # "robot" (ears, voice, fast path) or "brain" (the heavy stages): split hosts
 
     def prefix(self) -> list[str]:
         """Command prefix that applies `nice` (the same for gamgin up and ros2 launch)."""
@@ -64,13 +69,21 @@ class Graph:
             replace(n, params=(*n.params, rel)) for n in self.nodes))
 
     def select(self, no_audio: bool = False, only: set[str] | None = None,
-               exclude: set[str] | None = None) -> list[GraphNode]:
+               exclude: set[str] | None = None, role: str = "all") -> list[GraphNode]:
         names = {n.name for n in self.nodes}
         for wanted in (only or set()) | (exclude or set()):
             if wanted not in names:
                 raise GraphError(f"unknown node {wanted!r}; the graph has {sorted(names)}")
+        if role not in ROLES:
+            raise GraphError(f"unknown role {role!r}; choose one of {ROLES}")
+        if role != "all":
+            unassigned = [n.name for n in self.nodes if not n.role]
+            if unassigned:
+                raise GraphError(f"nodes {unassigned} have no role: give each 'role: robot' "
+                                 "or 'role: brain' in graph.yaml to split the graph")
         return [n for n in self.nodes
                 if not (no_audio and n.audio)
+                and (role == "all" or n.role == role)
                 and (not only or n.name in only)
                 and n.name not in (exclude or set())]
 
@@ -151,7 +164,7 @@ def load_graph(path: str | Path) -> Graph:
         if missing:
             raise GraphError(f"{path}: nodes[{i}] lacks {', '.join(missing)}")
         unknown = set(entry) - {"name", "package", "executable", "params", "audio", "respawn",
-                                "description", "nice", "standby", "process"}
+                                "description", "nice", "standby", "process", "role"}
         if unknown:
             raise GraphError(
                 f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
@@ -160,6 +173,10 @@ def load_graph(path: str | Path) -> Graph:
         seen.add(entry["name"])
         params = entry.get("params") or []
         nice = entry.get("nice", 0)
+        role = str(entry.get("role") or "")
+        if role not in ("", "robot", "brain"):
+            raise GraphError(f"{path}: nodes[{i}] ({entry['name']}): role must be robot or "
+                             f"brain, got {role!r}")
         if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
             raise GraphError(f"{path}: nodes[{i}] ({entry['name']}): nice must be 0..19, "
                              f"got {nice!r}")
@@ -170,7 +187,7 @@ def load_graph(path: str | Path) -> Graph:
             audio=bool(entry.get("audio", False)), respawn=bool(entry.get("respawn", True)),
             description=str(entry.get("description", "")), nice=nice,
             standby=bool(entry.get("standby", False)),
-            process=str(entry.get("process") or ""),
+            process=str(entry.get("process") or ""), role=role,
         ))
     graph = Graph(namespace=ns, nodes=tuple(nodes))
     for unit in graph.units():
@@ -188,7 +205,7 @@ def _check_unit(path: Path, unit: Unit, others: set[str]) -> None:
         if n.standby:
             raise GraphError(f"{path}: {n.name}: a standby node runs alone (it is taken over "
                              f"by the spare process); remove 'process: {unit.process}'")
-        for key in ("nice", "respawn"):
+        for key in ("nice", "respawn", "role"):
             if getattr(n, key) != getattr(unit.node, key):
                 raise GraphError(
                     f"{path}: process {unit.process!r}: {n.name} has {key} "

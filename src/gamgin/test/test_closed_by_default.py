@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import uuid
 
 import pytest
+
+from gamgin_common import testing
 
 pytestmark = [
     pytest.mark.integration,
@@ -50,27 +51,8 @@ LISTENER = textwrap.dedent("""
 
 @pytest.fixture
 def second_host():
-    tag = uuid.uuid4().hex[:6]
-    ns, a, b = f"gamgin{tag}", f"gva{tag}", f"gvb{tag}"
-    octet = int(tag[:2], 16) % 200 + 20
-    cmds = [
-        ["ip", "netns", "add", ns],
-        ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
-        ["ip", "link", "set", b, "netns", ns],
-        ["ip", "addr", "add", f"10.213.{octet}.1/24", "dev", a],
-        ["ip", "link", "set", a, "up", "multicast", "on"],
-        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"10.213.{octet}.2/24", "dev", b],
-        ["ip", "netns", "exec", ns, "ip", "link", "set", b, "up", "multicast", "on"],
-        ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-        ["ip", "netns", "exec", ns, "ip", "route", "add", "224.0.0.0/4", "dev", b],
-    ]
-    try:
-        for c in cmds:
-            subprocess.run(c, check=True, capture_output=True)
+    with testing.second_host() as (ns, _, _):
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        subprocess.run(["ip", "link", "del", a], capture_output=True)
 
 
 def listen(env: dict, seconds: float) -> subprocess.Popen:

@@ -58,6 +58,9 @@ def test_helpers_run_niced_and_the_conversation_path_does_not():
      "a standby node runs alone"),
     ("nodes: [{name: a, package: p, executable: e, process: b},"
      " {name: b, package: p, executable: e}]", "also a node outside it"),
+    ("nodes: [{name: a, package: p, executable: e, role: cloud}]", "role must be robot or brain"),
+    ("nodes: [{name: a, package: p, executable: e, process: x, role: robot},"
+     " {name: b, package: p, executable: e, process: x, role: brain}]", "a process has one role"),
 ])
 def test_malformed_graphs_are_refused_with_the_reason(tmp_path, text, message):
     (tmp_path / "graph.yaml").write_text(text)
@@ -135,3 +138,27 @@ def test_the_turn_node_waits_for_playback_only_when_a_speaker_runs():
     assert graph.selection_params(graph.select(no_audio=True)) == {
         "turn": {"await_playback": "false"}}
     assert graph.selection_params(graph.select(only={"llm", "tts"})) == {}  # no turn node
+
+
+def test_the_roles_split_the_graph_between_the_pet_and_its_brain():
+    """`gamgin up --role robot|brain`: the pet keeps its ears, voice, turns and devices;
+    the box runs the heavy stages. Each node on exactly one host, no process split."""
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    robot = {n.name for n in graph.select(role="robot")}
+    brain = {n.name for n in graph.select(role="brain")}
+    assert {"mic", "speaker", "wake", "turn", "devices"} <= robot
+    assert {"stt", "llm", "tts", "knowledge"} <= brain
+    assert not robot & brain and robot | brain == {n.name for n in graph.nodes}
+    assert {n.name for n in graph.select(role="all")} == robot | brain
+    # --no-audio still applies within a role
+    assert not {"mic", "speaker"} & {n.name for n in graph.select(role="robot", no_audio=True)}
+    with pytest.raises(GraphError, match="unknown role"):
+        graph.select(role="cloud")
+
+
+def test_a_graph_without_roles_runs_whole_but_cannot_be_split(tmp_path):
+    (tmp_path / "graph.yaml").write_text("nodes: [{name: a, package: p, executable: e}]")
+    graph = load_graph(tmp_path / "graph.yaml")
+    assert [n.name for n in graph.select()] == ["a"]
+    with pytest.raises(GraphError, match="have no role"):
+        graph.select(role="robot")

@@ -11,6 +11,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 from gamgin.graph import load_graph
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -105,6 +107,13 @@ def test_no_audio_drops_the_audio_nodes_also_from_a_composed_process(monkeypatch
     graph = load_graph(ROOT / "config" / "graph.yaml")
     assert sorted(n for n, _ in _launched_nodes(nodes)) == sorted(
         n.name for n in graph.nodes if not n.audio)
+
+
+@pytest.mark.parametrize("role", ["robot", "brain"])
+def test_a_role_launches_its_hosts_share_as_gamgin_up_does(monkeypatch, role):
+    _, nodes = launch(monkeypatch, role=role)
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    assert [n for n, _ in _launched_nodes(nodes)] == [n.name for n in graph.select(role=role)]
 
 
 def test_a_profile_adds_its_params_file_after_each_nodes_own(monkeypatch):

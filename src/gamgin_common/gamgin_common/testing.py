@@ -168,6 +168,36 @@ def null_sink(prefix: str) -> Iterator[str]:
         subprocess.run(["pactl", "unload-module", module], capture_output=True)
 
 
+@contextmanager
+def second_host() -> Iterator[tuple[str, str, str]]:
+    """Another "computer" on a private network inside this machine (needs root and
+    iproute2): a network namespace joined to this host by a veth pair, multicast routed as
+    a LAN would. Yields (namespace, this host's address, the namespace's address); run a
+    process there with ``ip netns exec <namespace> ...``. Removed on exit."""
+    tag = uuid.uuid4().hex[:6]
+    ns, a, b = f"gamgin{tag}", f"gva{tag}", f"gvb{tag}"
+    octet = int(tag[:2], 16) % 200 + 20
+    here, there = f"10.213.{octet}.1", f"10.213.{octet}.2"
+    cmds = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+        ["ip", "link", "set", b, "netns", ns],
+        ["ip", "addr", "add", f"{here}/24", "dev", a],
+        ["ip", "link", "set", a, "up", "multicast", "on"],
+        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{there}/24", "dev", b],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", b, "up", "multicast", "on"],
+        ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+        ["ip", "netns", "exec", ns, "ip", "route", "add", "224.0.0.0/4", "dev", b],
+    ]
+    try:
+        for c in cmds:
+            subprocess.run(c, check=True, capture_output=True)
+        yield ns, here, there
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", a], capture_output=True)
+
+
 def play_to_sink(path: str | Path, sink: str) -> None:
     """Play a WAV into a sink (blocking until it is done), as a person speaking would."""
     subprocess.run(["paplay", f"--device={sink}", str(path)], check=True)

@@ -1,0 +1,92 @@
+"""One robot, two hosts (`gamgin up --role robot|brain --peer ADDR`): the pet keeps its
+microphone, speaker, wake word, turns and devices; the brain -- STT, LLM, TTS -- runs on
+another host, a network namespace joined by a veth pair. Both graphs stay closed to the
+LAN (LOCALHOST discovery) and reach each other by unicast (ROS_STATIC_PEERS). A spoken
+command played into the robot's room crosses to the brain as audio and comes back as a
+device change and speech."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+
+from gamgin.bench_e2e import GraphRun, make_config, synth_clips
+from gamgin.graph import default_config_dir
+from gamgin_common import qos, testing
+from gamgin_interfaces.msg import DeviceState, TurnState, TurnTrace
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
+                       reason="needs root and iproute2"),
+]
+
+ROBOT = ["turn", "mic", "speaker", "wake", "devices"]
+BRAIN = ["stt", "llm", "tts"]
+
+
+def active(diags, name: str) -> bool:
+    for arr in reversed(list(diags)):
+        for st in arr.status:
+            if st.name == f"/gamgin/{name}":
+                vals = {kv.key: kv.value for kv in st.values}
+                return st.level[0] == 0 and vals.get("lifecycle") == "active"
+    return False
+
+
+def test_a_spoken_turn_on_the_robot_is_answered_by_the_brain_on_another_host(
+        pulse, probe, node_env, tmp_path):
+    diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+    traces = probe.collect(TurnTrace, "/gamgin/turn/trace", qos.EVENTS)
+    devices = probe.collect(DeviceState, "/gamgin/devices/state", qos.DEVICE_STATE)
+    playback = probe.collect(TurnState, "/gamgin/audio/playback", qos.EVENTS)
+    (_, clip, _), = synth_clips(["Turn on the TV"], tmp_path)
+    env = dict(node_env, GAMGIN_DATA=str(tmp_path / "data"),
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    subprocess.run(["python", "-m", "gamgin_wake.enroll", "--default", "--if-missing"],
+                   env=env, check=True, capture_output=True, timeout=300)
+    with testing.second_host() as (ns, robot_ip, brain_ip), \
+            testing.null_sink("gamgin_split") as sink:
+        cfg = make_config(default_config_dir(), tmp_path / "config", sink, sink, "always_on")
+        robot = GraphRun(cfg, env, tmp_path / "robot.log", exclude=["music"],
+                         extra=["--role", "robot", "--peer", brain_ip, "--no-standby"])
+        brain = GraphRun(cfg, env, tmp_path / "brain.log",
+                         exclude=["knowledge", "speech_bubble"],
+                         extra=["--role", "brain", "--peer", robot_ip, "--no-standby"],
+                         prefix=["ip", "netns", "exec", ns])
+
+        def logs() -> str:
+            return "\n".join(f"--- {n}\n" + (tmp_path / f"{n}.log").read_text(
+                errors="replace")[-3000:] for n in ("robot", "brain"))
+
+        try:
+            # the test's own participant has no static peer: it sees the robot's nodes (same
+            # host) and what they publish; the brain's readiness is read from its log
+            def ready() -> bool:
+                text = (tmp_path / "brain.log").read_text(errors="replace")
+                return (all(active(diags, n) for n in ROBOT)
+                        and all(f"[gamgin.{n}]: active:" in text for n in BRAIN)
+                        and text.count("[gamgin.llm]: warm-up") >= 2)  # the robot's devices
+
+            assert testing.wait_for(ready, 180), logs()
+            started = next(line for line in (tmp_path / "robot.log").read_text().splitlines()
+                           if "graph /gamgin:" in line)
+            assert "role robot" in started and "stt" not in started, started
+            time.sleep(1.0)
+            n_dev = len(devices)
+            testing.play_to_sink(clip, sink)
+            assert testing.wait_for(lambda: any(t.outcome == "answered" for t in traces),
+                                    60), logs()
+            trace = next(t for t in traces if t.outcome == "answered")
+            assert trace.route == "intent", (trace.user_text, logs())
+            assert testing.wait_for(lambda: any(
+                d.device.id == "tv" and d.device.on for d in devices[n_dev:]), 10), logs()
+            # the brain's voice is played by the robot's speaker
+            assert testing.wait_for(lambda: any(m.state == TurnState.SPEAKING
+                                                for m in playback), 10), logs()
+        finally:
+            brain.stop()
+            robot.stop()
