@@ -92,6 +92,17 @@ def test_ingest_search_update_remove(kb, mixed_folder):
     assert gen.index.ntotal == len(gen.chunks) == sum(d["chunks"] for d in kb.documents())
 
 
+def _one_document(kind: str, root, url: str, embedder, path) -> str:
+    """The store with one document in it, before a test kills a writer: its generation."""
+    path.write_text("The spare key is under the blue flower pot.")
+    store = make_store(kind, root, url)
+    try:
+        KnowledgeBase(root, embedder=embedder, store=store).add([path])
+        return store.current_name()
+    finally:
+        store.close()
+
+
 def test_killed_ingest_leaves_previous_documents(tmp_path, store_url, embedder):
     """kill -9 of a real `gamgin kb add` in the middle of a batch: the documents that were
     there stay searchable and nothing of the batch is half-written. For pgvector without
@@ -102,13 +113,7 @@ def test_killed_ingest_leaves_previous_documents(tmp_path, store_url, embedder):
     root = tmp_path / "idx"
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "a.txt").write_text("The spare key is under the blue flower pot.")
-    store = make_store(kind, root, url)
-    try:
-        KnowledgeBase(root, embedder=embedder, store=store).add([docs / "a.txt"])
-        before = store.current_name()
-    finally:
-        store.close()
+    before = _one_document(kind, root, url, embedder, docs / "a.txt")
     batch = tmp_path / "batch"
     batch.mkdir()
     for i in range(20):
@@ -222,13 +227,7 @@ def test_kill_during_the_commit_is_all_or_nothing(tmp_path, store_url, embedder)
     store holds either the previous documents or all of the new ones, never a part."""
     kind, url = store_url
     root = tmp_path / "idx"
-    (tmp_path / "a.txt").write_text("The spare key is under the blue flower pot.")
-    store = make_store(kind, root, url)
-    try:
-        KnowledgeBase(root, embedder=embedder, store=store).add([tmp_path / "a.txt"])
-        before = store.current_name()
-    finally:
-        store.close()
+    before = _one_document(kind, root, url, embedder, tmp_path / "a.txt")
     proc = subprocess.Popen([sys.executable, "-c", _COMMIT_CHILD, kind, str(root), url,
                              "30000"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "committing"

@@ -259,8 +259,6 @@ def parse_tool_call(text: str) -> ToolCall | None:
     m = _TAGGED.search(text)
     candidates = [m.group(1)] if m else []
     candidates += _json_objects(text)
-    if open_ := _unclosed_object(text):
-        candidates.append(open_)
     for cand in candidates:
         try:
             obj = json.loads(cand)
@@ -292,7 +290,8 @@ def _from_object(obj: Any) -> ToolCall | None:
 
 
 def _json_objects(text: str) -> list[str]:
-    """Balanced {...} spans (string-aware), outermost first."""
+    """Balanced {...} spans (string-aware), outermost first; then an object the text ends
+    inside, closed (Qwen2.5-0.5B sometimes ends its turn one "}" short of a call)."""
     spans, depth, start, in_str, esc = [], 0, -1, False, False
     for i, ch in enumerate(text):
         if in_str:
@@ -313,32 +312,9 @@ def _json_objects(text: str) -> list[str]:
             depth -= 1
             if depth == 0:
                 spans.append(text[start:i + 1])
+    if not in_str and 0 < depth <= 3:
+        spans.append(text[start:].rstrip().removesuffix("```").rstrip() + "}" * depth)
     return spans
-
-
-def _unclosed_object(text: str) -> str | None:
-    """A reply that is one JSON object missing only its closing braces, closed: Qwen2.5-0.5B
-    sometimes ends its turn one "}" short of a complete call."""
-    s = text.strip().removesuffix("```").rstrip()
-    i = s.find("{")
-    if i < 0:
-        return None
-    depth, in_str, esc = 0, False, False
-    for ch in s[i:]:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-    return s[i:] + "}" * depth if not in_str and 0 < depth <= 3 else None
 
 
 # Names a small model gives a made-up tool when what it means is simply to answer

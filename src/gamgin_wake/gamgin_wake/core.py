@@ -105,12 +105,15 @@ class WakeGate:
         if self._last_wake is not None and word_end - self._last_wake < self.refractory_s:
             return "refractory"
         if not (self.barge_in or (self.barge_in_with_aec and self.echo_cancelled)):
-            if any(s - self.tail_s <= word_end and word_end - s < self.max_speaking_s
-                   for s in self._speaking_since.values()):
-                return "self_voice"
-            if start <= self._spoke_until + self.tail_s:
+            if self._over_own_voice(word_end, start):
                 return "self_voice"
         return None
+
+    def _over_own_voice(self, word_end: float, word_start: float) -> bool:
+        """The robot was speaking (or its echo still in the room) when the word was said."""
+        return (any(s - self.tail_s <= word_end and word_end - s < self.max_speaking_s
+                    for s in self._speaking_since.values())
+                or word_start <= self._spoke_until + self.tail_s)
 
     def allowed_over_own_voice(self, word_end: float, word_start: float | None = None) -> bool:
         """A wake that ``check`` lets through only because the echo canceller has the room:
@@ -118,10 +121,7 @@ class WakeGate:
         (a residual 15 dB down still scores 0.999 on the trained model)."""
         if self.barge_in or not (self.barge_in_with_aec and self.echo_cancelled):
             return False
-        start = word_end if word_start is None else word_start
-        return (any(s - self.tail_s <= word_end and word_end - s < self.max_speaking_s
-                    for s in self._speaking_since.values())
-                or start <= self._spoke_until + self.tail_s)
+        return self._over_own_voice(word_end, word_end if word_start is None else word_start)
 
     def fired(self, word_end: float) -> None:
         self._last_wake = word_end

@@ -207,13 +207,24 @@ class WakeNode(StageNode):
             self.backend = None
 
     # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _samples(msg: AudioChunk, resamplers: dict[int, audio.Resampler]) -> np.ndarray:
+        """A chunk's samples at 16 kHz (one streaming resampler per input rate); raises
+        audio.MalformedAudio."""
+        fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
+                                msg.end_of_stream)
+        samples = audio.decode(bytes(msg.data), fmt)
+        if fmt.sample_rate == RATE:
+            return samples
+        if fmt.sample_rate not in resamplers:
+            resamplers[fmt.sample_rate] = audio.Resampler(fmt.sample_rate, RATE)
+        return resamplers[fmt.sample_rate](samples)
+
     def _on_mic(self, msg: AudioChunk) -> None:
         if not self._running:
             return
         try:
-            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
-                                    msg.end_of_stream)
-            samples = audio.decode(bytes(msg.data), fmt)
+            samples = self._samples(msg, self._resamplers)
         except audio.MalformedAudio as exc:
             self.health.count("bad_chunks")
             self.health.warn(f"bad audio on audio/mic: {exc}")
@@ -224,10 +235,6 @@ class WakeNode(StageNode):
         if self._last_seq is not None and msg.seq > self._last_seq + 1:
             self.health.count("mic_gaps")
         self._last_seq = msg.seq
-        if fmt.sample_rate != RATE:
-            if fmt.sample_rate not in self._resamplers:
-                self._resamplers[fmt.sample_rate] = audio.Resampler(fmt.sample_rate, RATE)
-            samples = self._resamplers[fmt.sample_rate](samples)
         stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
         try:
             self._queue.put_nowait((samples, stamp, restart))
@@ -249,17 +256,11 @@ class WakeNode(StageNode):
 
     def _on_reference(self, msg: AudioChunk) -> None:
         try:
-            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
-                                    msg.end_of_stream)
-            samples = audio.decode(bytes(msg.data), fmt)
+            samples = self._samples(msg, self._ref_resamplers)
         except audio.MalformedAudio as exc:
             self.health.count("bad_reference_chunks")
             self.log_throttled("bad_reference", 5.0, f"dropped a bad audio/reference chunk: {exc}")
             return
-        if fmt.sample_rate != RATE:
-            if fmt.sample_rate not in self._ref_resamplers:
-                self._ref_resamplers[fmt.sample_rate] = audio.Resampler(fmt.sample_rate, RATE)
-            samples = self._ref_resamplers[fmt.sample_rate](samples)
         with self._played_lock:
             self.played.add(samples, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
 
