@@ -234,7 +234,8 @@ class DeviceIntents:
                  robot_room: str | None = None, soundalike: bool = True) -> None:
         self.registry = (registry if isinstance(registry, Registry)
                          else load_registry(registry))
-        self.soundalike: object = True if soundalike else None  # see handle()
+        # per language, built on first use (jieba's words, pinyin, phonemes): see handle()
+        self.soundalike: dict[str, object] | None = {} if soundalike else None
         self.layers = tuple(layers)
         if not set(self.layers) <= set(LAYERS) or not self.layers:
             raise ValueError(f"layers must be a non-empty subset of {LAYERS}")
@@ -320,22 +321,27 @@ class DeviceIntents:
         """Understand one user utterance. ``None``: not a device/music command.
         ``dry``: match only, keep no conversation context (for benchmarks and warm-up).
 
-        Chinese that does not parse is tried once more with the home's words put back
-        where the transcript has a sound-alike (握式 -> 卧室, soundalike.py): only a parse
-        of the corrected text counts, so chat that sounds like a device stays chat."""
+        A transcript that does not parse is tried once more with the home's words put back
+        where it has a sound-alike (握式 -> 卧室 by pinyin, "team we" -> "tv" by phonemes:
+        soundalike.py): only a parse of the corrected text counts, so chat that sounds
+        like a device stays chat."""
         answer = self._handle(text, lang, state, dry)
-        if answer is None and _short_lang(lang) == "zh" and self.soundalike is not None:
-            fixed = self._soundalike().correct(text)
+        short = _short_lang(lang)
+        if answer is None and short is not None and self.soundalike is not None:
+            corrector = self._soundalike(short)
+            fixed = corrector.correct(text) if corrector is not None else text
             if fixed != text:
                 answer = self._handle(fixed, lang, state, dry)
         return answer
 
-    def _soundalike(self):
-        if self.soundalike is True:  # built on first use: jieba's words, pinyin readings
-            from gamgin_devices.soundalike import for_registry
+    def _soundalike(self, short: str):
+        assert self.soundalike is not None
+        if short not in self.soundalike:
+            from gamgin_devices import soundalike
 
-            self.soundalike = for_registry(self.registry)
-        return self.soundalike
+            self.soundalike[short] = (soundalike.for_registry(self.registry) if short == "zh"
+                                      else soundalike.english_for_registry(self.registry))
+        return self.soundalike[short]
 
     def _handle(self, text: str, lang: str, state: Mapping[str, Mapping[str, float]] | None,
                 dry: bool) -> IntentAnswer | None:

@@ -123,3 +123,122 @@ def home_words(registry) -> set[str]:
     for name in list(names):
         names.update(jieba.cut(name))
     return {n for n in names if n and len(n) >= 2}
+
+
+# ---------------------------------------------------------------- English, by phonemes
+# English has the opposite problem: Whisper writes real words that sound like the name it
+# did not quite hear ("TV" as "team we", "bedroom" as "madroom"). Spelling says little
+# about sound in English, so the comparison is on espeak-ng's phonemes (the IPA the
+# product's own English voice reads), loosened where recognizers and accents blur sounds.
+_IPA_MARKS = re.compile(r"[ˈˌː.\s'-]")
+_IPA_LOOSE = str.maketrans({"w": "v", "ɾ": "t", "d": "t", "ɹ": "l", "ɚ": "ə", "ɐ": "ə",
+                            "ɪ": "i", "ɛ": "e", "æ": "e", "ɔ": "o", "ɑ": "o", "ʊ": "u"})
+# words a span may not begin or end with: the command's own words stay what they are
+_EN_FRAME = frozenset(
+    "a an the to on off in at of and or my your our this that it please turn switch set "
+    "put make start stop open close up down all some is are be".split())
+_EN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+MAX_EN_SPAN = 3  # words: the longest names ("bedroom air conditioner") are 3
+
+
+def loose_ipa(ipa: str) -> str:
+    """Phonemes without stress, length and spaces, with often-confused sounds merged."""
+    return _IPA_MARKS.sub("", ipa).translate(_IPA_LOOSE)
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, or ``limit + 1`` as soon as it must exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+class EnglishSoundAlike:
+    """Spans of one to three words that sound like one of the home's English names (and
+    are not it) replaced by the name. ``phonemize``: text -> IPA (espeak-ng's).
+
+    A name of n loose phonemes takes a span at most ``n // 4`` edits away, and only one
+    name may be nearest: "team we" (timvi) is one edit from "tv" (tivi); "pen" is one from
+    "fan" (fen) too, but a name of three phonemes must sound exactly alike. As in Chinese,
+    the caller only keeps the correction when the original did not parse as a command and
+    the corrected text does."""
+
+    def __init__(self, names: Iterable[str], phonemize: Callable[[str], str]) -> None:
+        self._phonemize = phonemize
+        self._cache: dict[str, str] = {}
+        self.names = {n.lower() for n in names if n.strip()}
+        self._keys = [(n, self._key(n)) for n in sorted(self.names)]
+
+    def _key(self, text: str) -> str:
+        words = text.lower().split()
+        if len(self._cache) > 10_000:  # the words users say are unbounded; names are few
+            self._cache.clear()
+        for w in words:
+            if w not in self._cache:
+                self._cache[w] = loose_ipa(self._phonemize(w))
+        return "".join(self._cache[w] for w in words)
+
+    def nearest(self, span: str) -> str | None:
+        """The one name the span sounds like, or None (none close, or two equally close)."""
+        key = self._key(span)
+        best: list[str] = []
+        best_d = 99
+        for name, nkey in self._keys:
+            limit = len(nkey) // 4
+            d = edit_distance(key, nkey, min(limit, best_d))
+            if d > limit or d > best_d:
+                continue
+            best = [name] if d < best_d else [*best, name]
+            best_d = d
+        return best[0] if len(best) == 1 else None
+
+    def correct(self, text: str) -> str:
+        """The text with each sound-alike span replaced, longest spans first, left to right."""
+        low = text.lower()
+        words = list(_EN_WORD.finditer(low))
+        out, pos, i = [], 0, 0
+        while i < len(words):
+            for n in range(min(MAX_EN_SPAN, len(words) - i), 0, -1):
+                group = words[i:i + n]
+                tokens = [m.group() for m in group]
+                span = " ".join(tokens)
+                if (tokens[0] in _EN_FRAME or tokens[-1] in _EN_FRAME
+                        or any(t.isdigit() for t in tokens)):
+                    continue
+                if span in self.names:
+                    name = span
+                else:
+                    name = self.nearest(span)
+                    if name is None:
+                        continue
+                out.append(text[pos:group[0].start()] + name)
+                pos, i = group[-1].end(), i + n
+                break
+            else:
+                i += 1
+        return "".join(out) + text[pos:]
+
+
+def english_for_registry(registry) -> EnglishSoundAlike | None:
+    """The home's English names (rooms, devices and aliases) by espeak-ng's phonemes, from
+    the in-process espeak-ng that piper-tts ships; None when it is not installed."""
+    try:
+        from piper.phonemize_espeak import EspeakPhonemizer
+    except ImportError:
+        return None
+    espeak = EspeakPhonemizer()
+    names: set[str] = set()
+    for room in registry.rooms.values():
+        names.update([room.name_en, *room.aliases_en])
+    for d in registry.devices.values():
+        names.update([d.name_en, *d.aliases_en])
+    return EnglishSoundAlike(
+        names, lambda w: "".join("".join(s) for s in espeak.phonemize("en-us", w)))

@@ -1,9 +1,18 @@
-"""Sound-alike words of the home put back in a Chinese transcript (gamgin_devices.soundalike)."""
+"""Sound-alike words of the home put back in a transcript (gamgin_devices.soundalike)."""
 
 import pytest
 
+from gamgin_devices.intents import DeviceIntents
 from gamgin_devices.registry import load_registry
-from gamgin_devices.soundalike import SoundAlike, for_registry, keys
+from gamgin_devices.soundalike import (
+    EnglishSoundAlike,
+    SoundAlike,
+    edit_distance,
+    english_for_registry,
+    for_registry,
+    keys,
+    loose_ipa,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +47,47 @@ def test_merged_sounds_match_and_single_characters_are_never_replaced():
     assert s.correct("窝四") == "卧室"  # sh/s merged, as recognizers do
     assert s.correct("等") == "等"  # one syllable matches too much: 灯 deng is also 等
     assert keys("a灯") == []  # not all Han: no key
+
+
+# ---------------------------------------------------------------- English, by phonemes
+@pytest.fixture(scope="module")
+def home_en() -> EnglishSoundAlike:
+    s = english_for_registry(load_registry())
+    assert s is not None, "piper-tts (its in-process espeak-ng) is a runtime dependency"
+    return s
+
+
+@pytest.mark.parametrize(("heard", "meant"), [
+    ("Turn on the team we", "Turn on the tv"),  # Whisper on an espeak "TV", seen in CI
+    ("turn off the madroom light", "turn off the bedroom light"),
+    ("switch off the living room right", "switch off the living room light"),
+    ("turn on the TV", "turn on the tv"),  # a name as said: itself
+])
+def test_english_spans_that_sound_like_the_homes_names_are_replaced(home_en, heard, meant):
+    assert home_en.correct(heard) == meant
+
+
+@pytest.mark.parametrize("text", [
+    "turn on the pen",  # one phoneme from "fan", but three-phoneme names must match exactly
+    "I watched the team win", "what is the weather like today", "set it to 22",
+])
+def test_english_text_that_does_not_sound_like_a_name_is_left_alone(home_en, text):
+    assert home_en.correct(text) == text
+
+
+def test_english_matching_is_on_loose_phonemes_and_refuses_ties():
+    ipa = {"tv": "tˌiːvˈiː", "team": "tˈiːm", "we": "wiː", "dv": "dˌiːvˈiː"}
+    s = EnglishSoundAlike(["tv"], ipa.__getitem__)
+    assert loose_ipa("tˈiːm wiː") == "timvi"  # stress, length and spaces gone, w ~ v
+    assert s.nearest("team we") == "tv"
+    both = EnglishSoundAlike(["tv", "dv"], ipa.__getitem__)  # d ~ t: the two sound alike
+    assert both.nearest("team we") is None  # two names equally near: neither is guessed
+    assert edit_distance("kitten", "sitting", 5) == 3 and edit_distance("abc", "xyzuvw", 2) == 3
+
+
+def test_a_misheard_english_command_switches_the_device_and_chat_stays_chat():
+    intents = DeviceIntents(warm=False)
+    answer = intents.handle("Turn on the team we", "en", state={}, dry=True)
+    assert answer is not None and [(a.device_id, a.on) for a in answer.actions] == [("tv", True)]
+    # "tell me" sounds like "telly", but the corrected text is no command: it stays chat
+    assert intents.handle("tell me a joke about the team we", "en", state={}, dry=True) is None
