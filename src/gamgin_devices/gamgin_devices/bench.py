@@ -258,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="--spoken: speaking speeds (x the configured one), comma-separated")
     ap.add_argument("--limit", type=int, default=0,
                     help="--spoken: an even sample of this many commands (0 = all)")
+    ap.add_argument("--heard", default="",
+                    help="--spoken: judge the transcripts of this earlier run's JSON again "
+                         "(a grammar change measured on the very same hearing)")
     ap.add_argument("--out", default="", help="JSON path (default results/bench-intents.json, "
                                               "with --spoken results/bench-intents-spoken.json)")
     args = ap.parse_args(argv)
@@ -335,7 +338,10 @@ def spoken_main(args: argparse.Namespace) -> int:
 
     out = results_path("bench-intents-spoken.json", args.out)  # checked before the run
     speeds = tuple(float(x) for x in args.speeds.split(",") if x.strip())
-    res = run_spoken(SETS.get(args.set) or Path(args.set), speeds, args.limit)
+    heard = json.loads(Path(args.heard).read_text(encoding="utf-8")) if args.heard else None
+    res = run_spoken(SETS.get(args.set) or Path(args.set), speeds, args.limit, heard=heard)
+    if heard is not None:
+        res["heard_from"] = args.heard
     # written before the LLM layer too: minutes of hearing are not lost if it fails
     out.write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.llm:

@@ -295,9 +295,25 @@ def grammar(texts: list[tuple[str, str, str]], state: dict
     return out
 
 
+def saved_clips(saved: dict, items: list[dict]) -> list[dict]:
+    """The clips an earlier run heard (its JSON), to judge again without saying and hearing
+    them: for a change of the grammar only, the same transcripts make the comparison exact."""
+    index = {(it["lang"], it["text"]): i for i, it in enumerate(items)}
+    voices = ",".join(saved.get("voices") or [])
+    try:
+        return [{"item": index[(r["lang"], r["text"])], "speed": r["speed"], "voice": voices,
+                 "text": r["transcript"], "heard": r["heard"], "err": r["err"],
+                 "latency_s": (r["final_latency_ms"] / 1e3
+                               if r.get("final_latency_ms") is not None else None)}
+                for r in saved["items"]]
+    except KeyError as e:
+        raise ValueError(f"the saved run does not match the set: {e}") from None
+
+
 def run_spoken(path: Path, speeds: tuple[float, ...] = SPOKEN_SPEEDS, limit: int = 0,
-               config_dir: Path | None = None) -> dict:
-    """Say, hear and judge by the grammar (see ``add_llm`` for the LLM layer)."""
+               config_dir: Path | None = None, heard: dict | None = None) -> dict:
+    """Say, hear and judge by the grammar (see ``add_llm`` for the LLM layer); ``heard``:
+    an earlier run's results, whose transcripts are judged again instead."""
     cdir = config_dir or (workspace_root() or Path.cwd()) / "config"
     tts, stt = node_params(cdir / "tts.yaml"), node_params(cdir / "stt.yaml")
     setup = stt_setup(stt)
@@ -307,9 +323,15 @@ def run_spoken(path: Path, speeds: tuple[float, ...] = SPOKEN_SPEEDS, limit: int
     room = str(data.get("robot_room") or "")
     rooms = [str(it.get("robot_room", room) or "") for it in items]
     t0 = time.perf_counter()
-    clips = synthesize(items, tts, speeds)
+    if heard is not None:
+        clips = saved_clips(heard, items)
+        speeds = tuple(heard.get("speeds") or speeds)
+        stt, tts = heard.get("stt", stt), heard.get("tts", tts)
+    else:
+        clips = synthesize(items, tts, speeds)
     t_synth = time.perf_counter()
-    transcribe(clips, items, setup)
+    if heard is None:
+        transcribe(clips, items, setup)
     t_stt = time.perf_counter()
     typed = grammar([(it["text"], it["lang"], r) for it, r in zip(items, rooms, strict=True)],
                     state)

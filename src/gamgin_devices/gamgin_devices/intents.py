@@ -506,7 +506,7 @@ class DeviceIntents:
         if short == "zh":  # 二十三度半 = 二十三点五度
             text = re.sub(r"度半", "点五度", text)
         else:  # "nineteen and a half" is one number, not a second clause
-            text = re.sub(r"(\d+) and a half\b", r"\1.5", text)
+            text = re.sub(r"(\d+) and a half\b", "\\1\x005", text)  # kept as 24.5 below
             text = re.sub(r"\b(\w+) and a half\b", r"\1 point five", text)
         if short == "zh":
             text = re.sub(r"[\s、~：:“”\"'‘’·—\-]+", "", text)

@@ -598,6 +598,8 @@ def test_deferred_or_conditional_requests_are_not_done_now(di, text, lang):
     ("空调温度调到二十三度半", "zh", [("bedroom_ac", "param", "temperature", 23.5)]),
     ("set the ac to nineteen and a half degrees", "en", [("bedroom_ac", "param", "temperature",
                                                           19.5)]),
+    # Whisper writes digits: the "." of 24.5 must not end a clause (it set 24)
+    ("air conditioner at 24 and a half", "en", [("bedroom_ac", "param", "temperature", 24.5)]),
     ("把空调温度调高一点点", "zh", [("bedroom_ac", "param", "temperature", 27.0)]),
 ])
 def test_third_round_phrasings(di, text, lang, expected):
