@@ -29,6 +29,7 @@ DELEGATED = {
 WAKE = {"enroll": "gamgin_wake.enroll", "train": "gamgin_wake.train"}
 BENCHES = {
     "transport": "gamgin.bench_transport",
+    "audio-codec": "gamgin.bench_codec",
     "wake": "gamgin_wake.bench",
     "stt": "gamgin_stt.bench",
     "llm": "gamgin_llm.bench",

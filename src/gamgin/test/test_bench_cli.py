@@ -9,7 +9,8 @@ import pytest
 from gamgin_common.paths import ResultsPathError, results_path
 
 
-@pytest.mark.parametrize("bench", ["e2e", "stt", "tts", "wake", "kb", "transport", "soak", "aec"])
+@pytest.mark.parametrize("bench", ["e2e", "stt", "tts", "wake", "kb", "transport", "soak", "aec",
+                                   "audio-codec"])
 def test_an_unwritable_results_file_is_refused_at_once(bench, node_env, tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     t0 = time.monotonic()

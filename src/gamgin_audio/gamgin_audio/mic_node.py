@@ -1,5 +1,6 @@
-"""Microphone -> audio/mic: 16 kHz mono s16le AudioChunks of chunk_ms each, with the
-robot's own voice (audio/reference from the speaker node) cancelled out (aec.py)."""
+"""Microphone -> audio/mic: 16 kHz mono AudioChunks of chunk_ms each (s16le, or Opus for a
+brain across Wi-Fi), with the robot's own voice (audio/reference from the speaker node)
+cancelled out (aec.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from std_msgs.msg import Bool
 
 from gamgin_audio import devices
 from gamgin_audio.aec import DeviceClock, EchoCanceller
-from gamgin_common import audio, qos
+from gamgin_common import audio, codec, qos
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk
 
@@ -32,6 +33,13 @@ class MicNode(StageNode):
         self.latency = str(p("latency", "low").value)
         if not 10 <= self.chunk_ms <= 100:
             raise ValueError(f"chunk_ms {self.chunk_ms} out of range 10..100")
+        # "opus" when the STT is on another host: ~1/11 of the bandwidth (README)
+        self.encoding = str(p("encoding", "s16le").value)
+        self.opus_bitrate = int(p("opus_bitrate", codec.DEFAULT_BITRATE).value)
+        if self.encoding == codec.OPUS and self.chunk_ms % codec.FRAME_MS:
+            # whole 20 ms Opus frames per chunk: no chunk waits in the encoder
+            raise ValueError(f"chunk_ms {self.chunk_ms} with encoding opus: use a multiple "
+                             f"of {codec.FRAME_MS}")
         self.frames = self.sample_rate * self.chunk_ms // 1000
         self.aec: EchoCanceller | None = None
         self.aec_on = bool(p("aec", True).value)
@@ -51,10 +59,17 @@ class MicNode(StageNode):
         self._seq = 0
         for k, v in (("device", self.device or "default"), ("pulse_source", self.pulse_source),
                      ("sample_rate", self.sample_rate), ("chunk_ms", self.chunk_ms),
-                     ("aec", "on" if self.aec_on else "off")):
+                     ("aec", "on" if self.aec_on else "off"), ("encoding", self.encoding)):
             self.health.value(k, v)
 
     def configure_stage(self) -> None:
+        try:
+            self.encoder = codec.ChunkEncoder(self.encoding, self.opus_bitrate)
+        except ValueError as exc:
+            raise StageError(f"bad parameter: {exc}; fix config/audio.yaml") from exc
+        except codec.CodecUnavailable as exc:
+            raise StageError(str(exc)) from exc
+        self._reference_decoder = codec.ChunkDecoder()
         self.pub = self.stage_publisher(AudioChunk, "audio/mic", qos.MIC_AUDIO)
         if self.aec_on:
             try:
@@ -64,7 +79,7 @@ class MicNode(StageNode):
             except ValueError as exc:
                 raise StageError(f"bad parameter: {exc}; fix config/audio.yaml") from exc
             self.stage_subscription(AudioChunk, "audio/reference", self._on_reference,
-                                    qos.MIC_AUDIO)
+                                    qos.REFERENCE_AUDIO)
             # latched: the wake node lets the user barge in only while this is true
             self.echo_pub = self.stage_publisher(Bool, "audio/echo_cancelled", qos.STATE)
             self._echo_cancelled: bool | None = None
@@ -73,9 +88,7 @@ class MicNode(StageNode):
         """What the speaker plays, resampled to the microphone's rate, onto the canceller's
         timeline. A new burst (a gap in the stamps) restarts the resampler."""
         try:
-            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding,
-                                    bytes(msg.data), msg.end_of_stream)
-            samples = audio.decode(bytes(msg.data), fmt)
+            fmt, samples = self._reference_decoder(msg)
         except audio.MalformedAudio as exc:
             self.health.count("malformed_reference")
             self.log_throttled("malformed_reference", 5.0,
@@ -139,16 +152,15 @@ class MicNode(StageNode):
             msg.header.stamp = Time(nanoseconds=stamp_ns).to_msg()
             msg.header.frame_id = "mic"
             msg.seq = self._seq
-            msg.sample_rate = self.sample_rate
             msg.channels = 1
-            msg.encoding = "s16le"
+            msg.encoding = self.encoding
             if self.gain != 1.0:
                 samples = samples * self.gain
             if self.aec is not None and len(samples) == self.frames:
                 self._wait_for_reference(stamp_ns)
                 samples = self.aec.process(samples, stamp_ns)
                 self._aec_health()
-            msg.data = audio.encode(samples, "s16le")
+            msg.sample_rate, msg.data = self.encoder(samples, self.sample_rate)
             self._seq += 1
             self.pub.publish(msg)
             self.health.count("chunks")

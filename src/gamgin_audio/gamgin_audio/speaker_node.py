@@ -17,7 +17,7 @@ from std_msgs.msg import Header
 from gamgin_audio import alsa, devices
 from gamgin_audio.aec import DeviceClock
 from gamgin_audio.playback import PlaybackEvent, SpeechQueue
-from gamgin_common import audio, qos
+from gamgin_common import audio, codec, qos
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
 
@@ -38,6 +38,8 @@ class SpeakerNode(StageNode):
         # heard after a barge-in (the queue itself is still flushed within one block).
         self.latency = p("latency", "0.08", ParameterDescriptor(dynamic_typing=True)).value
         self.max_chunk_bytes = int(p("max_chunk_bytes", audio.MAX_CHUNK_BYTES).value)
+        # s16le or Opus (a brain's TTS across Wi-Fi), lost Opus chunks concealed
+        self._decoder = codec.ChunkDecoder(max_bytes=self.max_chunk_bytes)
         # what the speaker plays, for the microphone's echo canceller (barge-in)
         self.publish_reference = bool(p("publish_reference", True).value)
         self._ref_queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -63,8 +65,8 @@ class SpeakerNode(StageNode):
         self.playback_pub = self.stage_publisher(TurnState, "audio/playback", qos.EVENTS)
         if self.publish_reference:
             self.reference_pub = self.stage_publisher(AudioChunk, "audio/reference",
-                                                      qos.MIC_AUDIO)
-        self.stage_subscription(AudioChunk, "audio/speech", self._on_chunk, qos.SPEECH_AUDIO)
+                                                      qos.REFERENCE_AUDIO)
+        self.stage_subscription(AudioChunk, "audio/speech", self._on_chunk, qos.SPEECH_AUDIO_IN)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
         self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
 
@@ -105,14 +107,14 @@ class SpeakerNode(StageNode):
     # ------------------------------------------------------------------ input
     def _on_chunk(self, msg: AudioChunk) -> None:
         try:
-            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
-                                    msg.end_of_stream, self.max_chunk_bytes)
-            samples = audio.decode(bytes(msg.data), fmt)
+            fmt, samples = self._decoder(msg)
         except audio.MalformedAudio as exc:
             self.health.count("malformed_chunks")
             self.log_throttled("malformed_chunk", 1.0, f"rejected audio/speech chunk "
                                f"turn={msg.turn_id} seq={msg.seq}: {exc}")
             return
+        if self._decoder.concealed_frames:  # Opus chunks lost on the way, filled in by PLC
+            self.health.value("concealed_frames", self._decoder.concealed_frames)
         with self._lock:
             expected = self._expected_seq.get(msg.turn_id, 0)
             if msg.seq != expected:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from gamgin_common import audio, qos, testing
+from gamgin_common import audio, codec, qos, testing
 from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
 
 pytestmark = pytest.mark.integration
@@ -95,6 +95,36 @@ def test_speech_published_is_heard_on_the_speaker(speaker, speech):
     assert heard_clearly(audio.resample(samples, rate, 16000), heard)
     started = [m for m in speaker["playback"] if m.turn_id == 5 and m.state == TurnState.SPEAKING]
     assert len(started) == 1
+
+
+def test_opus_speech_is_heard_and_a_lost_chunk_concealed(speaker, speech):
+    """A brain's TTS across Wi-Fi: espeak's 22050 Hz speech as Opus (coded at 24 kHz) in
+    100 ms chunks, one chunk lost on the way; the speaker decodes and fills the gap."""
+    samples, rate, _ = speech
+    enc, msgs, step = codec.ChunkEncoder("opus", 24000), [], rate // 10
+    for i, start in enumerate(range(0, len(samples), step)):
+        last = start + step >= len(samples)
+        r, data = enc(samples[start:start + step], rate, stream=6, last=last)
+        msgs.append(AudioChunk(turn_id=6, seq=i, sample_rate=r, channels=1, encoding="opus",
+                               data=data, end_of_stream=last))
+    assert sum(len(m.data) for m in msgs) < len(samples) * 2 / 8  # s16le would be 2 B/sample
+    with testing.Recorder(f"{speaker['sink']}.monitor") as rec:
+        time.sleep(0.3)
+        for msg in msgs:
+            if msg.seq != 25:  # 2.5 s in: after the two seconds compared below
+                speaker["pub"].publish(msg)
+        assert testing.wait_for(
+            lambda: any(m.turn_id == 6 and m.state == TurnState.IDLE for m in speaker["playback"]),
+            len(samples) / rate + 5)
+        heard = rec.stop()
+    assert heard_clearly(audio.resample(samples, rate, 16000), heard)
+
+    def concealed() -> list[int]:  # 100 ms is ~5 Opus frames (the resampler's output varies)
+        return [int(kv.value) for m in list(speaker["diags"]) for st in m.status
+                if st.name == "/gamgin/speaker" for kv in st.values if kv.key == "concealed_frames"]
+
+    assert testing.wait_for(concealed, 5), speaker["node"].log()
+    assert 4 <= concealed()[-1] <= 6, concealed()
 
 
 def play_then_stop(speaker, turn: int, stop) -> float:

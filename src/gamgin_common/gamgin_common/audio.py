@@ -1,7 +1,8 @@
 """PCM audio as it travels in AudioChunk messages. Pure Python + numpy, no ROS.
 
 Every node that touches audio validates, decodes and encodes through here, so a
-malformed chunk is rejected the same way (with the same reason text) everywhere.
+malformed chunk is rejected the same way (with the same reason text) everywhere. Coded
+audio ("opus") is validated here and decoded per stream by gamgin_common.codec.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 ENCODINGS: dict[str, np.dtype] = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
+# coded encodings: stateful per stream, decoded by gamgin_common.codec.ChunkDecoder
+CODED_RATES: dict[str, tuple[int, ...]] = {"opus": (8000, 12000, 16000, 24000, 48000)}
 MAX_SAMPLE_RATE = 192_000
 MAX_CHANNELS = 8
 # 10 s of 48 kHz stereo float: far above any chunk a node should send; a bigger one is
@@ -42,8 +45,11 @@ def check_chunk(
     max_bytes: int = MAX_CHUNK_BYTES,
 ) -> AudioFormat:
     """Validate a chunk's header against its payload; raise MalformedAudio with a reason."""
+    if encoding in CODED_RATES:
+        return _check_coded(sample_rate, channels, encoding, data, max_bytes)
     if encoding not in ENCODINGS:
-        raise MalformedAudio(f"unknown encoding {encoding!r} (expected one of {sorted(ENCODINGS)})")
+        known = sorted([*ENCODINGS, *CODED_RATES])
+        raise MalformedAudio(f"unknown encoding {encoding!r} (expected one of {known})")
     if not 0 < sample_rate <= MAX_SAMPLE_RATE:
         raise MalformedAudio(f"sample_rate {sample_rate} out of range (1..{MAX_SAMPLE_RATE})")
     if not 0 < channels <= MAX_CHANNELS:
@@ -61,8 +67,24 @@ def check_chunk(
     return fmt
 
 
+def _check_coded(sample_rate: int, channels: int, encoding: str, data: bytes,
+                 max_bytes: int) -> AudioFormat:
+    # an opus chunk may be empty before end_of_stream: its samples wait in the encoder
+    # for a whole 20 ms frame; the packets themselves are checked by the decoder
+    if sample_rate not in CODED_RATES[encoding]:
+        raise MalformedAudio(f"{encoding} at {sample_rate} Hz (expected one of "
+                             f"{CODED_RATES[encoding]})")
+    if channels != 1:
+        raise MalformedAudio(f"{encoding} with {channels} channels (mono only)")
+    if len(data) > max_bytes:
+        raise MalformedAudio(f"chunk of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    return AudioFormat(sample_rate, channels, encoding)
+
+
 def decode(data: bytes, fmt: AudioFormat) -> np.ndarray:
     """Bytes -> float32 mono samples in [-1, 1] (channels averaged)."""
+    if fmt.encoding in CODED_RATES:
+        raise MalformedAudio(f"{fmt.encoding} is decoded per stream (codec.ChunkDecoder)")
     raw = np.frombuffer(data, dtype=ENCODINGS[fmt.encoding])
     samples = raw.astype(np.float32)
     if fmt.encoding == "s16le":

@@ -14,7 +14,7 @@ from collections import deque
 
 import numpy as np
 
-from gamgin_common import audio, qos
+from gamgin_common import audio, codec, qos
 from gamgin_common.paths import require_model
 from gamgin_common.plugins import import_dotted
 from gamgin_common.stage import StageError, StageNode, run_stage
@@ -92,6 +92,7 @@ class SttNode(StageNode):
         self._worker: threading.Thread | None = None
         self._running = False
         self._resamplers: dict[int, audio.Resampler] = {}
+        self._decoder = codec.ChunkDecoder()  # s16le, or Opus from a robot across Wi-Fi
         self._last_seq: int | None = None
         self._latencies: deque[float] = deque(maxlen=50)
         self._bad_input_until = 0.0
@@ -113,7 +114,7 @@ class SttNode(StageNode):
         # Topics first: DDS discovery and matching (~1-2 s with a dozen peers) then run while
         # the model loads, instead of after it. No callback runs before the node spins.
         self.pub = self.stage_publisher(Transcript, "transcript", qos.EVENTS)
-        self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO)
+        self.stage_subscription(AudioChunk, "audio/mic", self._on_audio, qos.MIC_AUDIO_IN)
         self.stage_subscription(WakeEvent, "wake", self._on_wake, qos.EVENTS)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
         self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
@@ -185,12 +186,12 @@ class SttNode(StageNode):
             return
         received = time.time_ns()
         try:
-            fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
-                                    msg.end_of_stream)
-            samples = audio.decode(bytes(msg.data), fmt)
+            fmt, samples = self._decoder(msg)
         except audio.MalformedAudio as exc:
             self._bad_input(f"audio/mic chunk seq {msg.seq} rejected: {exc}")
             return
+        if self._decoder.concealed_frames:  # Opus chunks lost on the way, filled in by PLC
+            self.health.value("concealed_frames", self._decoder.concealed_frames)
         if self._last_seq is None:
             # discovery done, audio flows: only now is a (re)started STT really listening
             self.health.value("mic", "receiving", notify=True)

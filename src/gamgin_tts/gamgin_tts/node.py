@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 from std_msgs.msg import Header
 
-from gamgin_common import audio, qos
+from gamgin_common import codec, qos
 from gamgin_common.health import ERROR
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk, TokenChunk, TurnState
@@ -51,6 +53,10 @@ class TtsNode(StageNode):
         self.first_min_chars = int(p("first_min_chars", 4).value)
         self.chunk_ms = int(p("chunk_ms", 200).value)
         self.max_lead_s = float(p("max_lead_s", 3.0).value)
+        # "opus" when the speaker is on another host (the robot): ~1/11 of the bandwidth
+        self.encoding = str(p("encoding", "s16le").value)
+        self.opus_bitrate = int(p("opus_bitrate", codec.DEFAULT_BITRATE).value)
+        self._encode_lock = threading.Lock()  # Opus state: one chunk at a time, in seq order
         self.streamer: SpeechStreamer | None = None
         self.fallback_reason = ""
         self.speaking = ""  # "speaking with ..." once loaded
@@ -73,6 +79,15 @@ class TtsNode(StageNode):
         self.health.value("engine_active", self._active_names(engine, fallback))
         self.health.value("sample_rate", engine.sample_rate)
         self.health.value("limits", ", ".join(f"{k}={v}" for k, v in sorted(limits.items())))
+        try:
+            # one coded rate for every engine's voice: the highest, rounded up to Opus's
+            rate = codec.opus_rate(max(e.sample_rate for e in self._engines))
+            self.encoder = codec.ChunkEncoder(self.encoding, self.opus_bitrate, rate)
+        except ValueError as exc:
+            raise StageError(f"bad parameter: {exc}; fix config/tts.yaml") from exc
+        except codec.CodecUnavailable as exc:
+            raise StageError(str(exc)) from exc
+        self.health.value("encoding", self.encoding)
         self.speech_pub = self.stage_publisher(AudioChunk, "audio/speech", qos.SPEECH_AUDIO)
         self.streamer = SpeechStreamer(
             engine, self._publish, fallback=fallback, limits=limits,
@@ -202,12 +217,15 @@ class TtsNode(StageNode):
 
     # ------------------------------------------------------------------ output (worker thread)
     def _publish(self, chunk: SpeechChunk) -> None:
-        msg = AudioChunk(header=Header(frame_id="tts"), turn_id=chunk.turn_id, seq=chunk.seq,
-                         sample_rate=chunk.sample_rate, channels=1, encoding="s16le",
-                         data=audio.encode(chunk.samples, "s16le"),
-                         end_of_stream=chunk.end_of_stream, text=chunk.text)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.speech_pub.publish(msg)
+        with self._encode_lock:
+            rate, data = self.encoder(chunk.samples, chunk.sample_rate, stream=chunk.turn_id,
+                                      last=chunk.end_of_stream)
+            msg = AudioChunk(header=Header(frame_id="tts"), turn_id=chunk.turn_id,
+                             seq=chunk.seq, sample_rate=rate, channels=1,
+                             encoding=self.encoding, data=data,
+                             end_of_stream=chunk.end_of_stream, text=chunk.text)
+            msg.header.stamp = self.get_clock().now().to_msg()
+            self.speech_pub.publish(msg)
         self.health.count("chunks_published")
         if chunk.end_of_stream:
             self.health.count(f"streams_{chunk.reason}")

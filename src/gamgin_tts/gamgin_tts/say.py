@@ -86,7 +86,7 @@ def _through_graph(text: str, args: argparse.Namespace) -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
 
-    from gamgin_common import qos
+    from gamgin_common import audio, codec, qos
     from gamgin_common.stamps import clock_turn_id
     from gamgin_interfaces.msg import AudioChunk, TokenChunk, TurnState
 
@@ -107,6 +107,7 @@ def _through_graph(text: str, args: argparse.Namespace) -> int:
                                   if kv.key == "turn" and kv.value.isdigit())
 
     turn_box: list[int] = [0]
+    decoder = codec.ChunkDecoder()
 
     def on_speech(msg: AudioChunk) -> None:
         if msg.turn_id != turn_box[0]:
@@ -114,8 +115,11 @@ def _through_graph(text: str, args: argparse.Namespace) -> int:
         if msg.data and got["first"] is None:
             got["first"] = time.monotonic()
         got["chunks"] = int(got["chunks"]) + 1
-        if msg.sample_rate:
-            got["audio_s"] = float(got["audio_s"]) + len(msg.data) / 2 / msg.sample_rate
+        try:  # s16le or opus: the seconds of audio, not the bytes
+            fmt, samples = decoder(msg)
+            got["audio_s"] = float(got["audio_s"]) + len(samples) / fmt.sample_rate
+        except audio.MalformedAudio:
+            pass
         if msg.end_of_stream:
             got["eos"] = time.monotonic()
 

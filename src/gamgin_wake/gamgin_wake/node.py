@@ -11,7 +11,7 @@ import numpy as np
 from rclpy.time import Time
 from std_msgs.msg import Bool
 
-from gamgin_common import audio, qos
+from gamgin_common import audio, codec, qos
 from gamgin_common.paths import require_model
 from gamgin_common.stage import StageError, StageNode, run_stage
 from gamgin_interfaces.msg import AudioChunk, TurnState, WakeEvent
@@ -71,6 +71,8 @@ class WakeNode(StageNode):
         self._running = False
         self._resamplers: dict[int, audio.Resampler] = {}
         self._ref_resamplers: dict[int, audio.Resampler] = {}
+        # s16le or Opus, one decoder per topic (Opus keeps state along a stream)
+        self._decoder, self._ref_decoder = codec.ChunkDecoder(), codec.ChunkDecoder()
         # what the speaker played: a wake heard over the robot's voice is checked against it
         self.played = PlayedAudio()
         self._played_lock = threading.Lock()
@@ -90,13 +92,13 @@ class WakeNode(StageNode):
             raise StageError(f"backend {self.backend_name!r} unknown; choose one of {BACKENDS}")
         self.backend = self._make_backend()
         self.wake_pub = self.stage_publisher(WakeEvent, "wake", qos.EVENTS)
-        self.stage_subscription(AudioChunk, "audio/mic", self._on_mic, qos.MIC_AUDIO)
+        self.stage_subscription(AudioChunk, "audio/mic", self._on_mic, qos.MIC_AUDIO_IN)
         self.stage_subscription(TurnState, "audio/playback", self._on_playback, qos.EVENTS)
         self.stage_subscription(Bool, "audio/echo_cancelled", self._on_echo_cancelled, qos.STATE)
         self.stage_subscription(TurnState, "turn/state", self._on_turn_state, qos.STATE)
         if self.own_voice_check and self.barge_in_with_aec and not self.barge_in:
             self.stage_subscription(AudioChunk, "audio/reference", self._on_reference,
-                                    qos.MIC_AUDIO)
+                                    qos.REFERENCE_AUDIO)
 
     def _make_backend(self) -> WakeBackend:
         if self.backend_name == "porcupine":
@@ -208,12 +210,11 @@ class WakeNode(StageNode):
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
-    def _samples(msg: AudioChunk, resamplers: dict[int, audio.Resampler]) -> np.ndarray:
+    def _samples(msg: AudioChunk, decoder: codec.ChunkDecoder,
+                 resamplers: dict[int, audio.Resampler]) -> np.ndarray:
         """A chunk's samples at 16 kHz (one streaming resampler per input rate); raises
         audio.MalformedAudio."""
-        fmt = audio.check_chunk(msg.sample_rate, msg.channels, msg.encoding, bytes(msg.data),
-                                msg.end_of_stream)
-        samples = audio.decode(bytes(msg.data), fmt)
+        fmt, samples = decoder(msg)
         if fmt.sample_rate == RATE:
             return samples
         if fmt.sample_rate not in resamplers:
@@ -224,7 +225,7 @@ class WakeNode(StageNode):
         if not self._running:
             return
         try:
-            samples = self._samples(msg, self._resamplers)
+            samples = self._samples(msg, self._decoder, self._resamplers)
         except audio.MalformedAudio as exc:
             self.health.count("bad_chunks")
             self.health.warn(f"bad audio on audio/mic: {exc}")
@@ -256,7 +257,7 @@ class WakeNode(StageNode):
 
     def _on_reference(self, msg: AudioChunk) -> None:
         try:
-            samples = self._samples(msg, self._ref_resamplers)
+            samples = self._samples(msg, self._ref_decoder, self._ref_resamplers)
         except audio.MalformedAudio as exc:
             self.health.count("bad_reference_chunks")
             self.log_throttled("bad_reference", 5.0, f"dropped a bad audio/reference chunk: {exc}")
