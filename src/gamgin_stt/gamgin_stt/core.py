@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gamgin_common.stamps import clock_turn_id
 from gamgin_stt.backends import Recognition, Recognizer, RecognizerUnavailable
 from gamgin_stt.segmenter import Event, SpeechSegmenter, VadConfig, frames
 from gamgin_stt.text import is_address_only, join_parts
@@ -42,6 +43,10 @@ class SttConfig:
     no_speech_threshold: float = 0.6  # with a log-prob under logprob_threshold: discard
     logprob_threshold: float = -1.0
     turn_id_start: int = 1  # always_on: first own turn id
+    # always_on: own turn ids at least the clock's (stamps.clock_turn_id, the wake node's
+    # scheme), so they are newer than the turns of a graph this STT did not hear: a
+    # restart, or a brain host whose link to the robot was down
+    turn_ids_from_clock: bool = False
     # A speculative final that is a complete command (the `complete` predicate, e.g. a
     # device intent that matches in full) ends the turn after this much silence instead
     # of the whole hang-over; 0 = off. Never shorter than post_roll (the speculation).
@@ -197,7 +202,8 @@ class Transcriber:
         self._open_vad(self._buf.end)
 
     def _next_turn(self) -> int:
-        self._max_seen = max(self._max_seen + 1, self.cfg.turn_id_start)
+        clock = clock_turn_id() if self.cfg.turn_ids_from_clock else 0
+        self._max_seen = max(self._max_seen + 1, self.cfg.turn_id_start, clock)
         return self._max_seen
 
     def _open_vad(self, pos: int) -> None:

@@ -72,6 +72,7 @@ class SttNode(StageNode):
             no_speech_threshold=float(p("no_speech_threshold", 0.6).value),
             logprob_threshold=float(p("logprob_threshold", -1.0).value),
             turn_id_start=int(p("turn_id_start", 1).value),
+            turn_ids_from_clock=bool(p("turn_ids_from_clock", True).value),
             early_end_ms=float(p("early_end_ms", 160.0).value),
             address_names=tuple(n for n in p("address_names", ["金坚"]).value if n),
             address_wait_s=float(p("address_wait_s", 3.0).value),
@@ -86,6 +87,7 @@ class SttNode(StageNode):
         self.self_voice_gate = bool(p("self_voice_gate", True).value)
         self.self_voice_tail_s = float(p("self_voice_tail_s", 0.3).value)
         self._speaking_since = 0.0
+        self._turn_speaking_since = 0.0  # the latched turn/state says SPEAKING (see below)
         self._gate_until = 0.0
         self.core: Transcriber | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -223,7 +225,8 @@ class SttNode(StageNode):
             return False
         now = time.monotonic()
         # a SPEAKING without its IDLE (lost, speaker crashed) must not leave the robot deaf
-        speaking = bool(self._speaking_since) and now - self._speaking_since < 300.0
+        speaking = any(t and now - t < 300.0
+                       for t in (self._speaking_since, self._turn_speaking_since))
         return speaking or now < self._gate_until
 
     def _on_wake(self, msg: WakeEvent) -> None:
@@ -233,6 +236,14 @@ class SttNode(StageNode):
     def _on_turn_state(self, msg: TurnState) -> None:
         kind = "cancel" if msg.state == TurnState.CANCELLED else "turn"
         self._queue.put((kind, msg.turn_id))
+        # turn/state is latched, audio/playback is not: an STT that starts while the robot
+        # speaks (the robot's fallback STT, woken during its "brain away" notice) learns
+        # it here, or it would transcribe the robot's own voice
+        if msg.state == TurnState.SPEAKING:
+            self._turn_speaking_since = self._turn_speaking_since or time.monotonic()
+        elif self._turn_speaking_since:
+            self._turn_speaking_since = 0.0
+            self._gate_until = max(self._gate_until, time.monotonic() + self.self_voice_tail_s)
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:

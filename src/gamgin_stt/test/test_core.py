@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gamgin_common.stamps import clock_turn_id
 from gamgin_stt.core import SttConfig, Transcriber, TranscriptEvent
 from gamgin_stt.segmenter import VadConfig
 from gamgin_stt.text import wer
@@ -114,6 +115,17 @@ def test_always_on_numbers_its_own_turns(recognizer, vad_path, speech) -> None:
     # each final holds its own utterance: a word may differ, the other utterance may not
     assert wer(QUESTION, finals[0].text) <= 0.25, finals[0].text
     assert wer(COMMAND, finals[1].text) <= 0.25, finals[1].text
+
+
+def test_always_on_turns_from_the_clock_are_newer_than_turns_it_never_heard(
+        recognizer, vad_path, speech) -> None:
+    # a brain whose link to the robot was down heard none of the outage's turns; the LLM
+    # saw the robot cancel them: the next utterance must still be newer than those
+    before = clock_turn_id()
+    t = make(recognizer, vad_path, mode="always_on", turn_ids_from_clock=True)
+    x = np.concatenate([silence(0.5), speech(COMMAND), silence(1.5)])
+    finals = [e for e in feed(t, x) if e.is_final]
+    assert len(finals) == 1 and before <= finals[0].turn_id <= clock_turn_id()
 
 
 def test_overlong_speech_is_cut_and_transcribed_in_parts(recognizer, vad_path, speech) -> None:

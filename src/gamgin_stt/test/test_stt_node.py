@@ -12,6 +12,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
 from gamgin_common import audio, qos, testing
+from gamgin_common.stamps import clock_turn_id
 from gamgin_interfaces.msg import AudioChunk, Transcript, TurnState, WakeEvent
 from gamgin_stt.text import wer
 
@@ -184,7 +185,8 @@ def test_always_on_numbers_turns_above_the_latest(probe, node_env, tmp_path) -> 
         state = probe.publisher(TurnState, f"{ns}/turn/state", qos.STATE)
         assert testing.wait_for(lambda: ready(probe, diags, f"{ns}/stt"), 60), stt.log()
         assert probe.wait_for_subscribers(mic, 1, 20)
-        state.publish(TurnState(turn_id=500, state=TurnState.IDLE, reason="test"))
+        latest = clock_turn_id() + 500  # above the clock, as the wake node's ids soon are
+        state.publish(TurnState(turn_id=latest, state=TurnState.IDLE, reason="test"))
         time.sleep(0.5)
         x, rate = testing.read_wav(testing.espeak_wav(COMMAND, tmp_path / "f.wav"))
         x = np.concatenate([np.zeros(rate // 2, np.float32), x, np.zeros(rate * 2, np.float32)])
@@ -193,5 +195,5 @@ def test_always_on_numbers_turns_above_the_latest(probe, node_env, tmp_path) -> 
             time.sleep(0.02)
         assert testing.wait_for(lambda: any(t.is_final for t in got), 15), stt.log()
         final = next(t for t in got if t.is_final)
-        assert final.turn_id == 501, final
+        assert final.turn_id == latest + 1, final
         assert wer(COMMAND, final.text) <= 0.25, final.text
