@@ -1,12 +1,16 @@
 """ros2 launch gamgin bringup.launch.py [no_audio:=true] [profile:=small-robot|gpu]
-                                       [role:=robot|brain]
+                                       [role:=robot|brain peer:=ADDR [secure:=true|false]]
 
 Starts the gamgin graph on a machine with ROS 2 installed. The node list comes from
 config/graph.yaml through gamgin.graph -- the same description `gamgin up` runs -- so
 this file holds no node of its own.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
@@ -14,6 +18,27 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from gamgin.graph import default_config_dir, load_graph
+from gamgin.pair import host_cert, write_link
+
+
+def link_envs(role: str, peer: str, secure: str, count: int) -> list[dict[str, str]]:
+    """Per process: the environment of the link to the other host (as `gamgin up --peer`):
+    TLS once this host is paired (`gamgin pair`) unless secure:=false, else unicast UDP."""
+    if not peer:
+        return [{} for _ in range(count)]
+    peers = [p.strip() for p in peer.split(",") if p.strip()]
+    data = os.environ.get("GAMGIN_DATA") or str(default_config_dir().resolve().parent / "data")
+    hc = host_cert(Path(data) / "pair")
+    if secure == "false" or (hc is None and secure != "true") or role not in ("robot", "brain"):
+        return [{"ROS_STATIC_PEERS": ";".join(peers)} for _ in range(count)]
+    if hc is None:
+        raise RuntimeError(f"secure:=true but this host is not paired ({data}/pair/host)")
+    link = write_link(role, peers, hc, Path(tempfile.mkdtemp(prefix="gamgin-link-")))
+    atexit.register(shutil.rmtree, link.folder, ignore_errors=True)  # nodes read it at start
+    if link.listens and count > len(link.profiles):
+        raise RuntimeError(f"{count} processes, {len(link.profiles)} link ports")
+    # respawn keeps a process's slot: the robot's n-th process listens on LINK_PORT + n
+    return [link.env({}, link.profiles[i] if link.listens else None) for i in range(count)]
 
 
 def graph_nodes(context, *args, **kwargs) -> list:
@@ -30,7 +55,10 @@ def graph_nodes(context, *args, **kwargs) -> list:
     extra = {name: [a for k, v in kv.items() for a in ("-p", f"{k}:={v}")]
              for name, kv in derived.items()}
     actions = []
-    for unit in graph.units(nodes):
+    units = graph.units(nodes)
+    envs = link_envs(role, LaunchConfiguration("peer").perform(context),
+                     LaunchConfiguration("secure").perform(context).lower(), len(units))
+    for unit, env in zip(units, envs, strict=True):
         node = unit.node
         common = dict(
             respawn=node.respawn,
@@ -38,6 +66,8 @@ def graph_nodes(context, *args, **kwargs) -> list:
             prefix=" ".join(node.prefix()) or None,
             output="screen",
         )
+        if env:
+            common["additional_env"] = env
         if unit.composed:
             # several light nodes in one Python process (gamgin_common.container), as a
             # component container would hold them; each keeps its own name and params
@@ -69,6 +99,11 @@ def generate_launch_description() -> LaunchDescription:
                               description="config/profiles/<profile>.yaml: small-robot, gpu"),
         DeclareLaunchArgument("role", default_value="all",
                               description="one host's share of a split graph: robot | brain"),
+        DeclareLaunchArgument("peer", default_value="",
+                              description="the other host(s) of a split graph (addresses)"),
+        DeclareLaunchArgument("secure", default_value="",
+                              description="link to peer over TLS: true | false (default: "
+                              "true once this host is paired with `gamgin pair`)"),
         # Closed by default (same rule as `gamgin up`): only this host sees the graph,
         # unless the user already chose a discovery range.
         SetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE",

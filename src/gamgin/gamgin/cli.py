@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from gamgin.graph import ROLES, GraphError, default_config_dir, load_graph
+from gamgin.pair import LINK_PORT, Link, PairError, SlotPicker, host_cert, write_link
 from gamgin_common.paths import ResultsPathError
 
 # `gamgin <cmd> ...` -> module whose main(argv) -> int implements it.
@@ -25,6 +28,7 @@ DELEGATED = {
     "replay": "gamgin.replay",
     "kb": "gamgin_knowledge.cli",
     "wyoming": "gamgin_wyoming.server",  # serve stages to Home Assistant (Wyoming)
+    "pair": "gamgin.pair",  # the pet's certificates: an encrypted robot-brain link
 }
 WAKE = {"enroll": "gamgin_wake.enroll", "train": "gamgin_wake.train"}
 BENCHES = {
@@ -43,6 +47,7 @@ BENCHES = {
     "recovery": "gamgin.bench_recovery",
     "memory": "gamgin.bench_memory",
     "wyoming": "gamgin_wyoming.bench",
+    "link": "gamgin.bench_link",
 }
 
 
@@ -100,21 +105,37 @@ def cmd_up(args: argparse.Namespace) -> int:
                                                        ("port", args.bridge_port)) if v},
                  **graph.selection_params(nodes)}
     env = graph_env(lan=args.lan, peers=args.peer or "")
+    try:
+        link = secure_link(args, env)
+    except PairError as exc:
+        print(f"gamgin up: {exc}", file=sys.stderr)
+        return 2
     log_dir = Path(args.log_dir) if args.log_dir else (
         Path(env["GAMGIN_HOME"]) / "log" / "gamgin-up" / time.strftime("%Y%m%d-%H%M%S"))
     try:
         sup = Supervisor(graph, nodes, config_dir, env=env, log_dir=log_dir, overrides=overrides,
-                         standby=not args.no_standby, standby_delay=args.standby_delay)
+                         standby=not args.no_standby, standby_delay=args.standby_delay,
+                         env_for=SlotPicker(link) if link else None)
     except FileNotFoundError as exc:
         print(f"gamgin up: {exc}", file=sys.stderr)
         return 2
+    if link:
+        reach = (f"listening on TCP {LINK_PORT}..{LINK_PORT + len(link.profiles) - 1}"
+                 if link.listens else f"dialing {args.peer}")
+        where = f"link TLS ({reach}; pet's certificate required), UDP on loopback only"
+    else:
+        where = (f"discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}" + (
+            f" + peers {env['ROS_STATIC_PEERS']} (not encrypted)"
+            if env.get("ROS_STATIC_PEERS") else ""))
     sup.say(f"graph {graph.namespace}: {', '.join(n.name for n in nodes)}"
             f"{' (no audio)' if args.no_audio else ''}"
-            f"{f'; role {args.role}' if args.role != 'all' else ''}; discovery "
-            f"{env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
-            f"{' + peers ' + env['ROS_STATIC_PEERS'] if env.get('ROS_STATIC_PEERS') else ''}"
+            f"{f'; role {args.role}' if args.role != 'all' else ''}; {where}"
             f"; domain {env.get('ROS_DOMAIN_ID', '0')}; "
             f"logs in {log_dir}")
+    if link and not link.listens:  # the robot's profiles listen: for its nodes only
+        sup.say(f"a tool here that must see the robot too: FASTDDS_DEFAULT_PROFILES_FILE="
+                f"{link.profiles[0]} OPENSSL_CONF={link.openssl_conf} "
+                "ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET")
     # `gamgin status` then expects only the nodes started here
     from gamgin.status import forget_selection, record_selection, selection_file
 
@@ -125,6 +146,36 @@ def cmd_up(args: argparse.Namespace) -> int:
         return sup.run()
     finally:
         forget_selection(sel)
+        if link:
+            shutil.rmtree(link.folder, ignore_errors=True)
+
+
+def secure_link(args: argparse.Namespace, env: dict[str, str]) -> Link | None:
+    """The TLS link of a split graph, or None (one host, or --insecure). Secure by default
+    once this host is paired: a paired pet never falls back to a link in clear unless
+    asked to; an unpaired one keeps the unicast UDP link (ROS_STATIC_PEERS)."""
+    if args.insecure and args.secure:
+        raise PairError("--secure and --insecure contradict each other")
+    if not args.peer:
+        if args.secure:
+            raise PairError("--secure is for a split graph: give --role and --peer")
+        return None
+    hc = host_cert(Path(env["GAMGIN_DATA"]) / "pair")
+    if args.insecure or (hc is None and not args.secure) or (
+            args.role == "all" and not args.secure):
+        print("gamgin up: the link to the other host is not encrypted ("
+              + ("--insecure" if args.insecure else "--role all" if hc else
+                 "this host is not paired: see `gamgin pair --help`") + ")", file=sys.stderr)
+        return None
+    if args.lan:
+        raise PairError("--lan shows the graph to the network in clear: not with the "
+                        "encrypted link (use --insecure)")
+    if hc is None:
+        raise PairError(f"--secure: this host is not paired ({env['GAMGIN_DATA']}/pair/host "
+                        "is empty); run `gamgin pair init` on the robot, `gamgin pair issue` "
+                        "there and `gamgin pair install` here")
+    peers = [p.strip() for p in args.peer.split(",") if p.strip()]
+    return write_link(args.role, peers, hc, Path(tempfile.mkdtemp(prefix="gamgin-link-")))
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -156,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--peer", help="the other host(s) of a split graph (comma-separated "
                     "addresses): discovered by unicast, the graph stays closed to the rest "
                     "of the network")
+    up.add_argument("--secure", action="store_true",
+                    help="require the encrypted link (TLS, `gamgin pair`) to --peer; the "
+                    "default once this host is paired")
+    up.add_argument("--insecure", action="store_true",
+                    help="link to --peer in clear (UDP unicast) even when paired")
     up.add_argument("--exclude", help="comma-separated node names to leave out")
     up.add_argument("--lan", action="store_true",
                     help="let other hosts on the network see the graph (default: this host only)")

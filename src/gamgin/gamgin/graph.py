@@ -35,20 +35,51 @@ class GraphNode:
     standby: bool = False  # gamgin up: a crash is taken over by the pre-started spare process
     process: str = ""  # nodes naming the same process run in one (composition); "" = alone
     role: str = ""  # "robot" (ears, voice, fast path) or "brain" (the heavy stages): split hosts
+    # started only with --role robot: the robot's own stand-in for a brain stage while the
+    # brain's host is away (kept unconfigured, no model loaded, until then)
+    fallback: bool = False
+    remap: tuple[tuple[str, str], ...] = ()  # topic remappings (from, to), e.g. its own output
 
     def prefix(self) -> list[str]:
         """Command prefix that applies `nice` (the same for gamgin up and ros2 launch)."""
         return ["nice", "-n", str(self.nice)] if self.nice else []
 
     def param_files(self, config_dir: Path) -> list[Path]:
-        return [config_dir / p for p in self.params]
+        return [config_dir / p.partition("@")[0] for p in self.params]
 
     def ros_args(self, namespace: str, config_dir: Path) -> list[str]:
-        """Arguments after the executable, exactly as ros2 launch passes them."""
+        """Arguments after the executable, exactly as ros2 launch passes them. A params entry
+        ``file.yaml@other`` gives this node the parameters of node ``other`` in that file (a
+        second instance of a stage, e.g. the robot's fallback STT, reads the stage's own
+        section instead of a copy that would drift): rcl params files match whole node names
+        only and refuse YAML aliases, so that section is passed as ``-p`` arguments, which
+        rank above params files (later ones win among them)."""
         args = ["--ros-args", "-r", f"__node:={self.name}", "-r", f"__ns:={namespace}"]
-        for f in self.param_files(config_dir):
-            args += ["--params-file", str(f)]
+        for src, dst in self.remap:
+            args += ["-r", f"{src}:={dst}"]
+        for entry in self.params:
+            file, _, other = entry.partition("@")
+            if not other:
+                args += ["--params-file", str(config_dir / file)]
+                continue
+            for key, value in _section(config_dir / file, f"{namespace}/{other}").items():
+                args += ["-p", f"{key}:={_literal(value)}"]
         return args
+
+
+def _section(path: Path, node_fqn: str) -> dict:
+    """The ros__parameters of one node in a ROS params file ({} if it has none)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise GraphError(f"{path}: cannot read the parameters of {node_fqn}: {exc}") from exc
+    return dict((data.get(node_fqn) or {}).get("ros__parameters") or {})
+
+
+def _literal(value: object) -> str:
+    """A parameter value as `-p name:=value` reads it (YAML, one line)."""
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 20)
+    return text.strip().removesuffix("...").strip()
 
 
 @dataclass(frozen=True)
@@ -84,16 +115,25 @@ class Graph:
         return [n for n in self.nodes
                 if not (no_audio and n.audio)
                 and (role == "all" or n.role == role)
+                and (not n.fallback or role == "robot")  # one host has its brain at hand
                 and (not only or n.name in only)
                 and n.name not in (exclude or set())]
 
     def selection_params(self, nodes: list[GraphNode]) -> dict[str, dict[str, str]]:
         """Parameters that follow from which nodes run: with no speaker (`--no-audio`)
-        nobody reports playback, so the turn node must not wait for it."""
+        nobody reports playback, so the turn node must not wait for it; with fallback stages
+        (`--role robot`) it watches for the brain's host going away."""
         names = {n.name for n in nodes}
+        params: dict[str, dict[str, str]] = {}
         if "turn" in names and "speaker" not in names:
-            return {"turn": {"await_playback": "false"}}
-        return {}
+            params.setdefault("turn", {})["await_playback"] = "false"
+        # the robot's share of a split graph: its brain is on another host, which can go
+        # away; the turn node watches for that and wakes the fallback stages named here
+        local = [n.name for n in nodes if n.fallback]
+        if "turn" in names and local:
+            params.setdefault("turn", {}).update(
+                brain_watch="true", local_stages="[" + ", ".join(local) + "]")
+        return params
 
     def units(self, nodes: list[GraphNode] | None = None) -> list[Unit]:
         """The OS processes that run ``nodes`` (default: all): nodes sharing a ``process``
@@ -164,7 +204,8 @@ def load_graph(path: str | Path) -> Graph:
         if missing:
             raise GraphError(f"{path}: nodes[{i}] lacks {', '.join(missing)}")
         unknown = set(entry) - {"name", "package", "executable", "params", "audio", "respawn",
-                                "description", "nice", "standby", "process", "role"}
+                                "description", "nice", "standby", "process", "role",
+                                "fallback", "remap"}
         if unknown:
             raise GraphError(
                 f"{path}: nodes[{i}] ({entry['name']}) has unknown keys {sorted(unknown)}")
@@ -188,6 +229,8 @@ def load_graph(path: str | Path) -> Graph:
             description=str(entry.get("description", "")), nice=nice,
             standby=bool(entry.get("standby", False)),
             process=str(entry.get("process") or ""), role=role,
+            fallback=bool(entry.get("fallback", False)),
+            remap=tuple((str(k), str(v)) for k, v in (entry.get("remap") or {}).items()),
         ))
     graph = Graph(namespace=ns, nodes=tuple(nodes))
     for unit in graph.units():

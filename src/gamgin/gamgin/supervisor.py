@@ -63,9 +63,13 @@ class Supervisor:
                  log_dir: Path | None = None, color: bool | None = None,
                  max_backoff: float = 10.0, healthy_after: float = 30.0,
                  overrides: dict[str, dict[str, str]] | None = None,
-                 standby: bool = True, standby_delay: float = 10.0) -> None:
+                 standby: bool = True, standby_delay: float = 10.0,
+                 env_for: Callable[[dict[str, str]], dict[str, str]] | None = None) -> None:
         self.graph, self.config_dir = graph, config_dir
         self.env = dict(env if env is not None else os.environ)
+        # per-process environment on top of env (gamgin.pair.SlotPicker: the link port of
+        # each robot process), asked again at every (re)start
+        self.env_for = env_for
         # Each node asks the kernel to kill it when we die, even by SIGKILL (run_stage,
         # gamgin_common.shutdown): its own session keeps Ctrl-C ours, but no orphan survives.
         self.env[DIE_WITH_PARENT_ENV] = "1"
@@ -133,11 +137,14 @@ class Supervisor:
             f.close()
 
     # ------------------------------------------------------------------ processes
+    def _process_env(self) -> dict[str, str]:
+        return self.env_for(self.env) if self.env_for else self.env
+
     def _start(self, child: Child) -> None:
         if child.restarts and child.node.standby and self._take_standby(child):
             return
         child.proc = subprocess.Popen(
-            child.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            child.cmd, env=self._process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
         )
@@ -158,7 +165,7 @@ class Supervisor:
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "gamgin_common.standby", "--preload", *self.standby_exes],
-            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=self._process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE, start_new_session=True)
         sb = Standby(proc)
 

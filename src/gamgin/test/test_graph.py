@@ -20,7 +20,8 @@ def test_the_shipped_graph_loads_and_names_existing_params_files():
 def test_no_audio_leaves_out_exactly_the_audio_nodes():
     graph = load_graph(ROOT / "config" / "graph.yaml")
     kept = graph.select(no_audio=True)
-    assert {n.name for n in kept} == {n.name for n in graph.nodes if not n.audio}
+    assert {n.name for n in kept} == {n.name for n in graph.nodes
+                                      if not n.audio and not n.fallback}
     assert not {"mic", "speaker"} & {n.name for n in kept}
 
 
@@ -149,7 +150,10 @@ def test_the_roles_split_the_graph_between_the_pet_and_its_brain():
     assert {"mic", "speaker", "wake", "turn", "devices"} <= robot
     assert {"stt", "llm", "tts", "knowledge"} <= brain
     assert not robot & brain and robot | brain == {n.name for n in graph.nodes}
-    assert {n.name for n in graph.select(role="all")} == robot | brain
+    # the robot's fallback stages stand in for the brain's: one host has its brain at hand
+    local = {n.name for n in graph.nodes if n.fallback}
+    assert local == {"stt_local", "tts_local"} and local <= robot
+    assert {n.name for n in graph.select(role="all")} == (robot | brain) - local
     # --no-audio still applies within a role
     assert not {"mic", "speaker"} & {n.name for n in graph.select(role="robot", no_audio=True)}
     with pytest.raises(GraphError, match="unknown role"):
@@ -162,3 +166,28 @@ def test_a_graph_without_roles_runs_whole_but_cannot_be_split(tmp_path):
     assert [n.name for n in graph.select()] == ["a"]
     with pytest.raises(GraphError, match="have no role"):
         graph.select(role="robot")
+
+
+def test_the_robot_watches_its_brain_and_its_fallback_stages_share_the_stages_settings(
+        tmp_path):
+    """--role robot: the turn node watches the brain and wakes the fallback stages, which
+    read their stage's own section (file@node), then their own (later wins), and send their
+    output to the turn node (remap), never to a brain that comes back."""
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    robot = graph.select(role="robot")
+    assert graph.selection_params(robot)["turn"] == {
+        "brain_watch": "true", "local_stages": "[stt_local, tts_local]"}
+    assert "brain_watch" not in graph.selection_params(graph.select()).get("turn", {})
+    (tmp_path / "stt.yaml").write_text(
+        "/gamgin/stt:\n  ros__parameters:\n    model: whisper-base\n    languages: [zh, en]\n"
+        "    initial_prompt: ''\n    hotwords: 金坚\n")
+    (tmp_path / "local.yaml").write_text(
+        "/gamgin/stt_local:\n  ros__parameters:\n    autostart: false\n    model: tiny\n")
+    stt_local = next(n for n in graph.nodes if n.name == "stt_local")
+    args = stt_local.ros_args("/gamgin", tmp_path)
+    assert args[:8] == ["--ros-args", "-r", "__node:=stt_local", "-r", "__ns:=/gamgin",
+                        "-r", "transcript:=local/transcript", "-p"]
+    ps = [args[i + 1] for i, a in enumerate(args) if a == "-p"]
+    assert ps == ["model:=whisper-base", "languages:=[zh, en]", "initial_prompt:=''",
+                  "hotwords:=金坚", "autostart:=false", "model:=tiny"]
+    assert [f.name for f in stt_local.param_files(tmp_path)] == ["stt.yaml", "local.yaml"]

@@ -195,6 +195,15 @@ class TurnTracker:
             self._set(IDLE, "playback finished", now)
             self._finish(outcome, now)
 
+    def on_notice(self, turn_id: int, text: str, route: str, now: int) -> None:
+        """The robot speaks on its own (e.g. "my brain is away"): a turn with no user
+        words, so every node follows it as usual (the speaker's events end it; the wake
+        node knows the voice for its own). It cancels a turn in progress."""
+        self._begin(turn_id, now, route, THINKING)
+        assert self.trace is not None
+        self.trace.route, self.trace.reply_text = route, text
+        self._reply_done_at = now
+
     def interrupt(self, now: int, reason: str = "interrupt") -> bool:
         if self.trace is None or self.state in (IDLE, CANCELLED):
             return False
