@@ -63,11 +63,13 @@ class Graph:
                     state_file=str(tmp / "devices.json"))
         graph = load_graph(cfg / "graph.yaml")
         self.probe, self.tmp = probe, tmp
-        # one process per graph.yaml unit: a node alone, or light nodes composed in one
+        # one process per graph.yaml unit: a node alone, or light nodes composed in one;
+        # the single-host graph (`gamgin up`): the robot's fallback stages are not in it
+        units = graph.units(graph.select())
         self.procs = {u.name: testing.NodeProcess.from_unit(u, graph.namespace, cfg, env,
                                                             tmp / "logs")
-                      for u in graph.units()}
-        self.process_of = {n.name: u.name for u in graph.units() for n in u.nodes}
+                      for u in units}
+        self.process_of = {n.name: u.name for u in units for n in u.nodes}
         (tmp / "logs").mkdir(parents=True, exist_ok=True)
         self.diags = probe.collect(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
 
