@@ -216,9 +216,13 @@ class SttNode(StageNode):
     def _on_playback(self, msg: TurnState) -> None:
         if msg.state == TurnState.SPEAKING:
             self._speaking_since = time.monotonic()
-        else:  # finished or flushed: the room still rings for a moment
+        else:  # finished or flushed: the room still rings for a moment -- from when it
+            # finished: a reliable writer resends an outage's events once a link is back,
+            # and a late IDLE must not deafen the STT as the user speaks again
             self._speaking_since = 0.0
-            self._gate_until = time.monotonic() + self.self_voice_tail_s
+            stamp = ns_of(msg.header.stamp)
+            age = max(0.0, (time.time_ns() - stamp) / 1e9) if stamp else 0.0
+            self._gate_until = time.monotonic() + max(0.0, self.self_voice_tail_s - age)
 
     def _gated(self) -> bool:
         if not self.self_voice_gate or self.stt_cfg.mode != "always_on":
@@ -238,12 +242,11 @@ class SttNode(StageNode):
         self._queue.put((kind, msg.turn_id))
         # turn/state is latched, audio/playback is not: an STT that starts while the robot
         # speaks (the robot's fallback STT, woken during its "brain away" notice) learns
-        # it here, or it would transcribe the robot's own voice
-        if msg.state == TurnState.SPEAKING:
-            self._turn_speaking_since = self._turn_speaking_since or time.monotonic()
-        elif self._turn_speaking_since:
-            self._turn_speaking_since = 0.0
-            self._gate_until = max(self._gate_until, time.monotonic() + self.self_voice_tail_s)
+        # it here, or it would transcribe the robot's own voice. No tail from here: a
+        # reconnecting reader gets the latched history at once, and an old IDLE must not
+        # deafen it now (the live audio/playback IDLE sets the tail)
+        self._turn_speaking_since = ((self._turn_speaking_since or time.monotonic())
+                                     if msg.state == TurnState.SPEAKING else 0.0)
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:

@@ -45,6 +45,9 @@ AFTER = {"configure": "inactive", "activate": "active", "deactivate": "inactive"
          "cleanup": "unconfigured"}
 TURN_EPOCH = 1735689600  # turn ids are deciseconds since then (as the wake node's)
 
+# the robot's voice still rings in the room (and in the speaker's buffers) this long after
+# playback "finished"; the fallback STT cannot tell it from the user's (see below)
+OWN_VOICE_TAIL_NS = 800_000_000
 PLAYBACK_KIND = {TurnState.SPEAKING: "started", TurnState.IDLE: "finished",
                  TurnState.CANCELLED: "flushed"}
 
@@ -80,6 +83,7 @@ class TurnNode(StageNode):
         self.home_language = str(p("home_language", "zh").value)
         self.notice_dir = Path(str(p("notice_dir", "").value) or data_dir() / "cache" / "notices")
         self._notice: tuple[bytes, int] | None = None  # (s16le, rate) of the notice
+        self._speaking, self._played_until_ns = False, 0  # the robot's own voice: audio/playback
         self._local_goal = "unconfigured"
         self._local_state: dict[str, str] = {}  # stage -> lifecycle state as last known
         self._local_busy: dict[str, float] = {}  # stage -> when its pending call was sent
@@ -215,6 +219,10 @@ class TurnNode(StageNode):
 
     def _on_playback(self, m: TurnState) -> None:
         kind = PLAYBACK_KIND.get(m.state)
+        if m.state == TurnState.SPEAKING:
+            self._speaking = True
+        elif kind:
+            self._speaking, self._played_until_ns = False, ns_of(m.header.stamp)
         if kind:
             self._apply(self.tracker.on_playback, m.turn_id, kind, ns_of(m.header.stamp))
 
@@ -360,7 +368,16 @@ class TurnNode(StageNode):
                                "brain was last heard)")
 
     def _on_local_transcript(self, m: Transcript) -> None:
-        """What the robot's own STT heard while the brain is away: to the devices node."""
+        """What the robot's own STT heard while the brain is away: to the devices node.
+        Speech that began while the robot spoke, or just after, is its own voice: the
+        fallback STT, woken while the notice plays, missed the speaker's events."""
+        start = ns_of(m.speech_start)
+        if self._speaking or 0 < start < self._played_until_ns + OWN_VOICE_TAIL_NS:
+            if m.is_final:
+                self.get_logger().info(f"turn {m.turn_id}: local transcript {m.text!r} "
+                                       "dropped: it began while the robot was speaking")
+                self.health.count("local_own_voice_dropped")
+            return
         self._on_transcript(m)
         if not m.is_final or not m.text.strip():
             return
