@@ -48,6 +48,7 @@ BENCHES = {
     "memory": "gamgin.bench_memory",
     "wyoming": "gamgin_wyoming.bench",
     "link": "gamgin.bench_link",
+    "split": "gamgin.bench_split",
 }
 
 

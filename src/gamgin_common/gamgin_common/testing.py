@@ -178,21 +178,10 @@ def second_host() -> Iterator[tuple[str, str, str]]:
     ns, a, b = f"gamgin{tag}", f"gva{tag}", f"gvb{tag}"
     octet = int(tag[:2], 16) % 200 + 20
     here, there = f"10.213.{octet}.1", f"10.213.{octet}.2"
-    cmds = [
-        ["ip", "netns", "add", ns],
-        ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
-        ["ip", "link", "set", b, "netns", ns],
-        ["ip", "addr", "add", f"{here}/24", "dev", a],
-        ["ip", "link", "set", a, "up", "multicast", "on"],
-        ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{there}/24", "dev", b],
-        ["ip", "netns", "exec", ns, "ip", "link", "set", b, "up", "multicast", "on"],
-        ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"],
-        ["ip", "netns", "exec", ns, "ip", "route", "add", "224.0.0.0/4", "dev", b],
-        # as on a LAN, every address of this host is reachable from there: a DDS participant
-        # here announces all of them (other tests' veths too), and a peer that picked an
-        # unroutable one never reached it (the robot did not hear the brain, 3 runs in 4)
-        ["ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", here],
-    ]
+    from gamgin_common.linkemu import lan_commands
+
+    cmds = [["ip", "netns", "add", ns], ["ip", "link", "add", a, "type", "veth", "peer", "name", b],
+            *lan_commands(ns, a, b, here, there)]
     try:
         for c in cmds:
             subprocess.run(c, check=True, capture_output=True)
