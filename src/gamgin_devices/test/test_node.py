@@ -201,16 +201,20 @@ def test_robot_room_topic_steers_typed_and_spoken_commands(node_env, client, pro
                        "gamgin_devices.fastpath:DeviceFastPath"],
         "retriever": "", "model_languages": ["en"], "constrain_tools": True,
         "turn_timeout_s": 60.0}).start()
+
+    def room_of(fqn: str, value: str) -> bool:
+        return any(v.key == "robot_room" and v.value == value
+                   for d in probe.diagnostics_of(client._diags, fqn) for v in d.values)
+
     try:
         assert client.call("power", SetPower.Request(device_id="bedroom_light", on=True)).success
+        # The latched room and the command come on two topics, in no set order: without a
+        # room "关灯" is a question ("哪个灯？客厅灯还是卧室灯？", CI once), so wait for it.
+        assert wait_for(lambda: room_of(f"{NS}/devices", "bedroom"), 10), node.log()
         r = client.say("关灯", "zh", 1)  # devices/command: the latched room is known
         assert r.route == "intent" and "卧室灯" in r.text, node.log()
         assert client.devices()["bedroom_light"][0] is False
         room_pub.publish(String(data="living room"))  # the robot moved
-
-        def room_of(fqn: str, value: str) -> bool:
-            return any(v.key == "robot_room" and v.value == value
-                       for d in probe.diagnostics_of(client._diags, fqn) for v in d.values)
 
         assert wait_for(lambda: room_of(f"{NS}/devices", "living_room"), 10), node.log()
         assert wait_for(lambda: room_of(f"{NS}/llm", "living room"), 30), llm.log()
