@@ -159,8 +159,9 @@ def run_graph_turns(args, clips, probe, env, tmp: Path) -> dict:
         graph = load_graph(cfg / "graph.yaml")
         exclude = [n for n in ("wake",) if args.stt_mode == "always_on"
                    and any(g.name == n for g in graph.nodes)]
-        expected = {f"/gamgin/{n.name}" for n in graph.nodes
-                    if n.name not in exclude and n.name != "foxglove_bridge"}
+        # what `gamgin up` starts on one host (not the robot's fallback stages)
+        expected = {f"/gamgin/{n.name}" for n in graph.select(exclude=set(exclude))
+                    if n.name != "foxglove_bridge"}
         run = GraphRun(cfg, env, tmp / "graph.log", exclude)
         rss_peak: dict[str, float] = {}
         stop = threading.Event()
@@ -246,11 +247,69 @@ def run_graph_turns(args, clips, probe, env, tmp: Path) -> dict:
                           f"  sound {turn.get('first_sound_ms', '-')} ms  route "
                           f"{turn.get('route', '-')}  heard {turn.get('heard', '')!r}", flush=True)
                     time.sleep(args.gap)
+            if args.barge_in:
+                results["barge_in"] = measure_barge_in(args.barge_in, probe, env, spk,
+                                                       playback)
         finally:
             stop.set()
             run.stop()
         results["rss_peak_mb"] = {k: round(v, 1) for k, v in sorted(rss_peak.items())}
     return results
+
+
+def measure_barge_in(times: int, probe, env: dict, spk: str, playback) -> list[dict]:
+    """The user says the wake word while the robot tells a long story: from the WakeEvent
+    to the speaker's CANCELLED (as a subscriber sees it) and to the sound's end on the sink."""
+    from gamgin_common import qos, testing
+    from gamgin_common.stamps import clock_turn_id
+    from gamgin_interfaces.msg import TurnState, WakeEvent
+
+    wake = probe.publisher(WakeEvent, "/gamgin/wake", qos.EVENTS)
+    story = " ".join(["This is a long story about a robot dog who loves to talk."] * 8)
+    out: list[dict] = []
+    try:
+        for i in range(times):
+            n_pb = len(playback)
+            with testing.Recorder(f"{spk}.monitor") as rec:
+                rec_t0 = time.monotonic()
+                say = subprocess.Popen(["gamgin", "say", story], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                if not testing.wait_for(lambda n=n_pb: any(
+                        m.state == TurnState.SPEAKING for m in playback[n:]), 30):
+                    say.kill()
+                    say.wait()
+                    out.append({"error": "the story did not start"})
+                    continue
+                speaking = next(m for m in playback[n_pb:] if m.state == TurnState.SPEAKING)
+                time.sleep(1.0 + 0.3 * i)  # mid-sentence, not always at the same place
+                n_cut = len(playback)
+                msg = WakeEvent(keyword="金坚", confidence=0.9, backend="bench",
+                                turn_id=max(speaking.turn_id + 1, clock_turn_id()))
+                msg.header.stamp = probe.node.get_clock().now().to_msg()
+                t0 = time.monotonic()
+                wake.publish(msg)
+                testing.wait_for(lambda n=n_cut, t=speaking.turn_id: any(
+                    m.state == TurnState.CANCELLED and m.turn_id == t
+                    for m in playback[n:]), 5)
+                time.sleep(1.0)
+                heard = rec.stop()
+                say.wait(60)
+            row: dict = {}
+            idx = [j for j, m in enumerate(playback[n_cut:], n_cut)
+                   if m.state == TurnState.CANCELLED and m.turn_id == speaking.turn_id]
+            if idx:
+                row["cancelled_ms"] = round((playback.arrivals[idx[0]] - t0) * 1000, 1)
+            frames = heard[: len(heard) // 160 * 160].reshape(-1, 160)
+            loud = np.flatnonzero(np.abs(frames).max(axis=1) > 0.02)
+            if len(loud):
+                row["sound_end_ms"] = round((rec_t0 + (loud[-1] + 1) * 0.01 - t0) * 1000, 1)
+            out.append(row)
+            print(f"  barge-in {i}: cancelled {row.get('cancelled_ms', '-')} ms, "
+                  f"sound ended {row.get('sound_end_ms', '-')} ms after the wake", flush=True)
+            time.sleep(1.5)
+    finally:
+        probe.node.destroy_publisher(wake)
+    return out
 
 
 def run_sequential(args, clips) -> dict:
@@ -339,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lang", default="en", choices=["en", "zh", "both"],
                     help="the built-in turns' language (both: en and zh turns in one run; "
                          "the sequential baseline is English only)")
+    ap.add_argument("--barge-in", type=int, default=0, metavar="N",
+                    help="after the turns, N barge-ins: the wake word said over a long "
+                         "answer; time to the speaker's CANCELLED and to silence")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.turns_file:
@@ -407,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         if firsts:
             summary["sequential_over_streaming"] = round(
                 statistics.median(seq_first) / statistics.median(firsts), 2)
+    barges = graph.get("barge_in", [])
+    for key in ("cancelled_ms", "sound_end_ms"):
+        vals = [b[key] for b in barges if key in b]
+        if vals:
+            summary[f"barge_in_{key}_p50"] = pct(vals, 50)
+            summary[f"barge_in_{key}_max"] = max(vals)
     result["summary"] = summary
     with_trace = [t for t in graph["turns"] if "trace" in t and t["trace"]["first_audio"]]
     if with_trace:
