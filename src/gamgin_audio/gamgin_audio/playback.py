@@ -22,13 +22,19 @@ class PlaybackEvent:
     """Emitted from the audio thread: a turn's first audible block, or its end."""
 
     turn_id: int
-    kind: str  # "started" | "finished" | "flushed"
+    kind: str  # "started" | "finished" | "flushed" | "stalled"
     monotonic: float
 
 
 class SpeechQueue:
+    """`stall_s` > 0: a turn whose audio ran out, with no end_of_stream and nothing new for
+    that long, ends "stalled" (its end was lost on a best-effort link: without this the robot
+    would stay "speaking", deaf to the user, until the next turn); its late chunks are
+    dropped. Longer than any pause of a reply being written (the LLM between sentences)."""
+
     def __init__(self, max_seconds: float, sample_rate: int,
-                 on_event: Callable[[PlaybackEvent], None] | None = None) -> None:
+                 on_event: Callable[[PlaybackEvent], None] | None = None,
+                 stall_s: float = 0.0) -> None:
         self.sample_rate = sample_rate
         self.max_samples = int(max_seconds * sample_rate)
         self.on_event = on_event or (lambda ev: None)
@@ -42,6 +48,9 @@ class SpeechQueue:
         self.cancelled_upto = 0  # turns <= this are never played
         self.dropped_stale = 0
         self.dropped_overflow = 0
+        self.stall_s = stall_s
+        self.stalled = 0
+        self._last_push = 0.0  # monotonic time of turn_id's last chunk
 
     def push(self, turn_id: int, samples: np.ndarray, end_of_stream: bool = False) -> bool:
         """Queue samples (already at the device rate). False when dropped (stale/overflow)."""
@@ -59,6 +68,7 @@ class SpeechQueue:
                 self._blocks.append(samples.astype(np.float32, copy=False))
                 self._queued += len(samples)
             self._ended = self._ended or end_of_stream
+            self._last_push = time.monotonic()
             return True
 
     def cancel(self, turn_id: int) -> None:
@@ -105,6 +115,13 @@ class SpeechQueue:
                 events.append(PlaybackEvent(self.turn_id, "finished", time.monotonic()))
                 self._started = False
                 self._ended = False
+            elif (self.stall_s > 0 and self._started and not self._ended and not self._blocks
+                  and time.monotonic() - self._last_push > self.stall_s):
+                events.append(PlaybackEvent(self.turn_id, "stalled", time.monotonic()))
+                self.cancelled_upto = max(self.cancelled_upto, self.turn_id)
+                self._started = False
+                self._ended = True
+                self.stalled += 1
         for ev in events:
             self.on_event(ev)
         return out

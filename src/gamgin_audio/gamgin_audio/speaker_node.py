@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -31,6 +32,9 @@ class SpeakerNode(StageNode):
         self.sample_rate = int(p("sample_rate", 24000).value)
         self.block_ms = int(p("block_ms", 20).value)
         self.max_queue_s = float(p("max_queue_s", 300.0).value)
+        # a turn's audio ran out and neither more nor its end came for this long: it ended
+        # (its end_of_stream lost on a best-effort link); 0 = wait for the end forever
+        self.stall_s = float(p("stall_s", 8.0).value)
         # audio buffered in the device, seconds or "low"/"high". "low" asks the pulse plugin
         # for ~9 ms (40 ms granted): on a loaded CPU the sound server then runs dry every
         # few blocks (200-400 xruns in 25 s with the CPU oversubscribed, measured); 80 ms
@@ -48,9 +52,11 @@ class SpeakerNode(StageNode):
         self._ref_latency_ns = 0  # from handing a block over to hearing it
         self._ref_frames = 0  # frames handed to the device since the stream started
         self._ref_quiet = self.sample_rate  # frames since the last non-silent block
-        self.queue = SpeechQueue(self.max_queue_s, self.sample_rate, self._on_playback)
+        self.queue = SpeechQueue(self.max_queue_s, self.sample_rate, self._on_playback,
+                                 stall_s=self.stall_s)
         self._resamplers: dict[int, audio.Resampler] = {}
         self._expected_seq: dict[int, int] = {}
+        self._ended_turns: deque[int] = deque(maxlen=16)  # streams whose end came
         self._lock = threading.Lock()
         self._stream = None
         for k, v in (("device", self.device or "default"), ("pulse_sink", self.pulse_sink),
@@ -115,6 +121,8 @@ class SpeakerNode(StageNode):
             return
         if self._decoder.concealed_frames:  # Opus chunks lost on the way, filled in by PLC
             self.health.value("concealed_frames", self._decoder.concealed_frames)
+        if msg.end_of_stream and not msg.data and msg.turn_id in self._ended_turns:
+            return  # the TTS's repeated end marker (best-effort link): this one ended already
         with self._lock:
             expected = self._expected_seq.get(msg.turn_id, 0)
             if msg.seq != expected:
@@ -128,6 +136,7 @@ class SpeakerNode(StageNode):
             if msg.end_of_stream:
                 self._resamplers.pop(msg.turn_id, None)
                 self._expected_seq.pop(msg.turn_id, None)
+                self._ended_turns.append(msg.turn_id)
             # keep the per-turn tables small: only recent turns matter
             for old in [t for t in self._resamplers if t < msg.turn_id - 4]:
                 self._resamplers.pop(old, None)
@@ -188,9 +197,16 @@ class SpeakerNode(StageNode):
 
     def _on_playback(self, ev: PlaybackEvent) -> None:
         state = {"started": TurnState.SPEAKING, "finished": TurnState.IDLE,
-                 "flushed": TurnState.CANCELLED}[ev.kind]
+                 "stalled": TurnState.IDLE, "flushed": TurnState.CANCELLED}[ev.kind]
+        reason = f"playback {ev.kind}"
+        if ev.kind == "stalled":
+            reason = f"playback finished (stalled: no end of stream in {self.stall_s:g} s)"
+            self.health.count("streams_stalled")
+            self.log_throttled("stalled", 5.0, f"turn {ev.turn_id}: its audio ran out and its "
+                               f"end never came in {self.stall_s:g} s (lost on the link?): "
+                               "the turn ends here")
         msg = TurnState(header=Header(frame_id="speaker"), turn_id=ev.turn_id, state=state,
-                        reason=f"playback {ev.kind}")
+                        reason=reason)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.playback_pub.publish(msg)
 

@@ -66,7 +66,8 @@ def heard_clearly(ref: np.ndarray, heard: np.ndarray) -> bool:
 def speaker(pulse, probe, node_env, tmp_path_factory):
     with testing.null_sink("gamgin_test_speaker") as sink, testing.NodeProcess(
         "gamgin_audio", "speaker_node", "speaker", node_env,
-        params={"pulse_sink": sink}, log_dir=str(tmp_path_factory.mktemp("speaker")),
+        params={"pulse_sink": sink, "stall_s": 2.0},
+        log_dir=str(tmp_path_factory.mktemp("speaker")),
     ) as node:
         pub = probe.publisher(AudioChunk, "/gamgin/audio/speech", qos.SPEECH_AUDIO)
         state = probe.publisher(TurnState, "/gamgin/turn/state", qos.STATE)
@@ -251,3 +252,36 @@ def test_an_idle_speaker_counts_underruns_instead_of_printing_them(pulse, probe,
         assert node.alive(), log
     assert "underrun occurred" not in log, log
     assert len([ln for ln in log.splitlines() if "underrun" in ln]) <= 3, log
+
+
+def test_a_stream_whose_end_is_lost_ends_after_stall_s_and_a_repeated_end_is_ignored(speaker):
+    """Best-effort speech from another host: the last chunk (the end) of turn 30 is lost,
+    so the robot would stay "speaking"; after stall_s (2 s here) the speaker ends the turn.
+    Turn 31's end comes twice (the TTS repeats an empty end marker on lossy links): the
+    second is no seq gap and no second playback."""
+    tone = np.full(4800, 0.3, np.float32)  # 0.2 s
+    n_pb = len(speaker["playback"])
+    lost_end = chunks_of(tone, 24000, turn=30)
+    for msg in lost_end[:-1]:
+        speaker["pub"].publish(msg)
+    assert testing.wait_for(lambda: any(m.turn_id == 30 and m.state == TurnState.SPEAKING
+                                        for m in speaker["playback"][n_pb:]), 5)
+    t0 = time.monotonic()
+    assert testing.wait_for(lambda: any(m.turn_id == 30 and m.state == TurnState.IDLE
+                                        for m in speaker["playback"][n_pb:]), 10)
+    waited = time.monotonic() - t0
+    idle = next(m for m in speaker["playback"][n_pb:]
+                if m.turn_id == 30 and m.state == TurnState.IDLE)
+    assert "stalled" in idle.reason and 1.5 < waited < 6.0, (idle.reason, waited)
+    speaker["pub"].publish(lost_end[-1])  # too late: dropped, not played again
+    msgs = chunks_of(tone, 24000, turn=31)
+    msgs.append(AudioChunk(turn_id=31, seq=len(msgs), sample_rate=24000, channels=1,
+                           encoding="s16le", data=b"", end_of_stream=True))
+    for msg in msgs:
+        speaker["pub"].publish(msg)
+    assert testing.wait_for(lambda: any(m.turn_id == 31 and m.state == TurnState.IDLE
+                                        for m in speaker["playback"][n_pb:]), 5)
+    time.sleep(0.5)
+    mine = [(m.turn_id, m.state) for m in speaker["playback"][n_pb:]]
+    assert mine == [(30, TurnState.SPEAKING), (30, TurnState.IDLE),
+                    (31, TurnState.SPEAKING), (31, TurnState.IDLE)], mine

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 
 from gamgin_audio.playback import SpeechQueue
@@ -44,3 +46,48 @@ def test_overflow_drops_and_counts_instead_of_growing_without_bound():
     assert q.push(1, np.zeros(80, np.float32))
     assert not q.push(1, np.zeros(80, np.float32))
     assert q.dropped_overflow == 1 and abs(q.queued_seconds - 0.08) < 1e-9
+
+
+def test_a_stream_whose_end_was_lost_ends_as_stalled_and_its_late_chunks_are_dropped():
+    events: list = []
+    q = SpeechQueue(10.0, 1000, events.append, stall_s=0.5)
+    q.push(5, np.ones(100, np.float32))
+    q.read(100)
+    assert [e.kind for e in events] == ["started"]
+    time.sleep(0.1)
+    q.read(50)  # the audio ran out, but a reply may still be written: not yet
+    assert [e.kind for e in events] == ["started"]
+    time.sleep(0.5)
+    q.read(50)
+    assert [(e.turn_id, e.kind) for e in events] == [(5, "started"), (5, "stalled")]
+    assert q.stalled == 1
+    assert not q.push(5, np.ones(10, np.float32))  # the end came too late: dropped
+    q.read(50)
+    assert len(events) == 2
+    q.push(6, np.ones(10, np.float32), end_of_stream=True)  # the next turn plays as usual
+    q.read(50)
+    assert [e.kind for e in events[2:]] == ["started", "finished"]
+
+
+def test_a_slow_stream_is_not_cut_while_its_chunks_keep_coming():
+    events: list = []
+    q = SpeechQueue(10.0, 1000, events.append, stall_s=0.2)
+    for _ in range(4):  # each chunk drains before the next: gaps shorter than stall_s
+        q.push(3, np.ones(20, np.float32))
+        q.read(40)
+        time.sleep(0.1)
+    q.push(3, np.zeros(0, np.float32), end_of_stream=True)
+    q.read(40)
+    assert [e.kind for e in events] == ["started", "finished"]
+
+
+def test_a_long_answer_pushed_at_once_finishes_and_does_not_stall():
+    """All of a 0.5 s answer queued in one burst, its end included, played in blocks that
+    end exactly where it does: "finished" on the read after, even long past stall_s."""
+    events: list = []
+    q = SpeechQueue(10.0, 1000, events.append, stall_s=0.1)
+    q.push(4, np.ones(500, np.float32), end_of_stream=True)
+    time.sleep(0.2)
+    for _ in range(6):
+        q.read(100)
+    assert [e.kind for e in events] == ["started", "finished"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from rclpy.qos import ReliabilityPolicy
 from std_msgs.msg import Header
 
 from gamgin_common import codec, qos
@@ -89,6 +90,7 @@ class TtsNode(StageNode):
             raise StageError(str(exc)) from exc
         self.health.value("encoding", self.encoding)
         self.speech_pub = self.stage_publisher(AudioChunk, "audio/speech", qos.SPEECH_AUDIO)
+        self._lossy_link = qos.audio_link_reliability() == ReliabilityPolicy.BEST_EFFORT
         self.streamer = SpeechStreamer(
             engine, self._publish, fallback=fallback, limits=limits,
             first_min_chars=self.first_min_chars, chunk_ms=self.chunk_ms,
@@ -229,6 +231,21 @@ class TtsNode(StageNode):
         self.health.count("chunks_published")
         if chunk.end_of_stream:
             self.health.count(f"streams_{chunk.reason}")
+            if self._lossy_link:
+                # best-effort readers (another host): a lost end would leave the robot
+                # "speaking"; an empty end marker 50 ms later (one more seq) makes that rare
+                threading.Timer(0.05, self._repeat_end, (chunk.turn_id, chunk.seq + 1,
+                                                         rate)).start()
+
+    def _repeat_end(self, turn_id: int, seq: int, rate: int) -> None:
+        msg = AudioChunk(header=Header(frame_id="tts"), turn_id=turn_id, seq=seq,
+                         sample_rate=rate, channels=1, encoding=self.encoding, data=b"",
+                         end_of_stream=True)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        try:
+            self.speech_pub.publish(msg)
+        except Exception as exc:  # shutting down: the publisher is gone
+            self.get_logger().debug(f"repeated end marker not sent: {exc}")
 
     def _on_error(self, message: str) -> None:
         self.get_logger().error(message)
