@@ -131,6 +131,49 @@ class GraphRun:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+ROBOT_NODES = ("turn", "mic", "speaker", "wake", "devices")  # the robot's share, checked
+BRAIN_NODES = ("stt", "llm", "tts")                           # the brain's, in its log
+
+
+class SplitRun:
+    """The graph on two hosts: `gamgin up --role robot` here and `--role brain` in the
+    network namespace `ns` (music stays off the robot, knowledge and the speech bubble off
+    the brain, as in the README's two-host example). The brain's host is not reachable by
+    this host's probes when discovery is LOCALHOST: its readiness is read from its log."""
+
+    def __init__(self, config: Path, env: dict, folder: Path, ns: str, robot_ip: str,
+                 brain_ip: str, brain_env: dict | None = None, robot_extra: list[str] = (),
+                 brain_extra: list[str] = ()) -> None:
+        self.folder = folder
+        self.robot = GraphRun(config, env, folder / "robot.log", exclude=["music"],
+                              extra=["--role", "robot", "--peer", brain_ip, "--no-standby",
+                                     *robot_extra])
+        try:
+            self.brain = GraphRun(config, brain_env or env, folder / "brain.log",
+                                  exclude=["knowledge", "speech_bubble"],
+                                  extra=["--role", "brain", "--peer", robot_ip,
+                                         "--no-standby", *brain_extra],
+                                  prefix=["ip", "netns", "exec", ns])
+        except BaseException:
+            self.robot.stop()
+            raise
+
+    def log(self, which: str) -> str:
+        path = self.folder / f"{which}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self, tail: int = 4000) -> str:
+        return "\n".join(f"--- {n}\n" + self.log(n)[-tail:] for n in ("robot", "brain"))
+
+    def brain_active(self) -> bool:
+        text = self.log("brain")
+        return all(f"[gamgin.{n}]: active:" in text for n in BRAIN_NODES)
+
+    def stop(self) -> None:
+        self.brain.stop()
+        self.robot.stop()
+
+
 def first_loud(samples: np.ndarray, rate: int, thresh: float = 0.02) -> float | None:
     frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
     idx = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > thresh)

@@ -89,15 +89,22 @@ class Graph:
 
     def with_profile(self, config_dir: Path, profile: str | None) -> Graph:
         """Every node also reads config/profiles/<profile>.yaml, after its own params file
-        (ROS applies params files in order: the profile wins)."""
-        if not profile:
+        (ROS applies params files in order: the profile wins). Several, comma-separated
+        ("thin-link,qwen1.5b"), apply in the order given."""
+        rels: list[str] = []
+        for name in (profile or "").split(","):
+            if not name.strip():
+                continue
+            rel = f"profiles/{name.strip()}.yaml"
+            if not (config_dir / rel).is_file():
+                known = sorted(p.stem for p in (config_dir / "profiles").glob("*.yaml"))
+                raise GraphError(f"no profile {name.strip()!r} in {config_dir / 'profiles'}; "
+                                 f"known: {known}")
+            rels.append(rel)
+        if not rels:
             return self
-        rel = f"profiles/{profile}.yaml"
-        if not (config_dir / rel).is_file():
-            known = sorted(p.stem for p in (config_dir / "profiles").glob("*.yaml"))
-            raise GraphError(f"no profile {profile!r} in {config_dir / 'profiles'}; known: {known}")
         return Graph(self.namespace, tuple(
-            replace(n, params=(*n.params, rel)) for n in self.nodes))
+            replace(n, params=(*n.params, *rels)) for n in self.nodes))
 
     def select(self, no_audio: bool = False, only: set[str] | None = None,
                exclude: set[str] | None = None, role: str = "all") -> list[GraphNode]:

@@ -13,7 +13,7 @@ import time
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gamgin.bench_e2e import GraphRun, make_config, synth_clips
+from gamgin.bench_e2e import ROBOT_NODES, SplitRun, make_config, synth_clips
 from gamgin.graph import default_config_dir
 from gamgin_common import qos, testing
 from gamgin_interfaces.msg import AudioChunk, DeviceState, TurnState, TurnTrace, WakeEvent
@@ -25,19 +25,11 @@ pytestmark = [
                        reason="needs root and iproute2"),
 ]
 
-ROBOT = ["turn", "mic", "speaker", "wake", "devices"]
-BRAIN = ["stt", "llm", "tts"]
 ZH_COMMAND = "金坚，把电视打开。"  # wakes and is a device command (test_conversation.py)
 EN_COMMAND = "Switch on the living room light"  # heard through Opus 6/6 (test_two_hosts.py)
 
 
-def status(diags, name: str) -> dict[str, str]:
-    for arr in reversed(list(diags)):
-        for st in arr.status:
-            if st.name == f"/gamgin/{name}":
-                return {"level": str(st.level[0]), "message": st.message,
-                        **{kv.key: kv.value for kv in st.values}}
-    return {}
+status = testing.node_status
 
 
 def test_without_its_brain_the_robot_says_so_wakes_switches_and_reconnects(
@@ -57,26 +49,16 @@ def test_without_its_brain_the_robot_says_so_wakes_switches_and_reconnects(
     with testing.second_host() as (ns, robot_ip, brain_ip), \
             testing.null_sink("gamgin_away") as sink:
         cfg = make_config(default_config_dir(), tmp_path / "config", sink, sink, "always_on")
-        robot = GraphRun(cfg, env, tmp_path / "robot.log", exclude=["music"],
-                         extra=["--role", "robot", "--peer", brain_ip, "--no-standby"])
-        brain = GraphRun(cfg, env, tmp_path / "brain.log",
-                         exclude=["knowledge", "speech_bubble"],
-                         extra=["--role", "brain", "--peer", robot_ip, "--no-standby"],
-                         prefix=["ip", "netns", "exec", ns])
-
-        def logs() -> str:
-            return "\n".join(f"--- {n}\n" + (tmp_path / f"{n}.log").read_text(
-                errors="replace")[-4000:] for n in ("robot", "brain"))
+        run = SplitRun(cfg, env, tmp_path, ns, robot_ip, brain_ip)
+        logs = run.logs
 
         def brain_state() -> str:
             return status(diags, "turn").get("brain", "")
 
         try:
             def ready() -> bool:
-                text = (tmp_path / "brain.log").read_text(errors="replace")
-                return (all(status(diags, n).get("lifecycle") == "active" for n in ROBOT)
-                        and all(f"[gamgin.{n}]: active:" in text for n in BRAIN)
-                        and brain_state() == "brain present"
+                return (all(status(diags, n).get("lifecycle") == "active" for n in ROBOT_NODES)
+                        and run.brain_active() and brain_state() == "brain present"
                         and status(diags, "stt_local").get("lifecycle") == "unconfigured"
                         and status(diags, "turn").get("notice", "").endswith(".wav"))
 
@@ -160,5 +142,4 @@ def test_without_its_brain_the_robot_says_so_wakes_switches_and_reconnects(
                   f"{answer.first_audio_ms:.0f} ms after its end of speech); the fallback's "
                   f"RSS {rss_idle:.0f} MB unconfigured, {rss_active:.0f} MB active")
         finally:
-            brain.stop()
-            robot.stop()
+            run.stop()

@@ -75,7 +75,7 @@ def test_selecting_an_unknown_node_is_an_error():
         graph.select(only={"nope"})
 
 
-@pytest.mark.parametrize("profile", ["small-robot", "gpu", "qwen1.5b"])
+@pytest.mark.parametrize("profile", ["small-robot", "gpu", "qwen1.5b", "thin-link"])
 def test_profiles_only_set_parameters_the_nodes_declare(profile):
     """A typo in a profile would be silently ignored by ROS: check every key exists in the
     node's own params file."""
@@ -97,6 +97,17 @@ def test_unknown_profile_is_refused_with_the_known_ones():
     graph = load_graph(ROOT / "config" / "graph.yaml")
     with pytest.raises(GraphError, match=r"no profile 'tiny'.*small-robot"):
         graph.with_profile(ROOT / "config", "tiny")
+    with pytest.raises(GraphError, match=r"no profile 'tiny'"):
+        graph.with_profile(ROOT / "config", "thin-link,tiny")
+
+
+def test_profiles_given_together_apply_in_their_order():
+    graph = load_graph(ROOT / "config" / "graph.yaml")
+    both = graph.with_profile(ROOT / "config", "thin-link, qwen1.5b")
+    llm = next(n for n in both.nodes if n.name == "llm")
+    plain = next(n for n in graph.nodes if n.name == "llm")
+    assert llm.params == (*plain.params, "profiles/thin-link.yaml", "profiles/qwen1.5b.yaml")
+    assert graph.with_profile(ROOT / "config", " , ") is graph
 
 
 def test_composed_nodes_share_a_process_and_the_rest_run_alone(tmp_path):

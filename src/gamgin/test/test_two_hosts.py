@@ -14,7 +14,7 @@ import time
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gamgin.bench_e2e import GraphRun, edit_params, make_config, synth_clips
+from gamgin.bench_e2e import ROBOT_NODES, SplitRun, edit_params, make_config, synth_clips
 from gamgin.graph import default_config_dir
 from gamgin_common import qos, testing
 from gamgin_interfaces.msg import AudioChunk, DeviceState, TurnState, TurnTrace
@@ -25,21 +25,14 @@ pytestmark = [
                        reason="needs root and iproute2"),
 ]
 
-ROBOT = ["turn", "mic", "speaker", "wake", "devices"]
-BRAIN = ["stt", "llm", "tts"]
-
-
 # Said by espeak, through Opus both ways: whisper-base heard this 6/6 (3 voices x 2 speeds,
 # raw, Opus 24k and 32k alike), "Turn on the TV" only 4/6 through Opus ("team lead", none).
 COMMAND = "Switch on the living room light"
 
+
 def active(diags, name: str) -> bool:
-    for arr in reversed(list(diags)):
-        for st in arr.status:
-            if st.name == f"/gamgin/{name}":
-                vals = {kv.key: kv.value for kv in st.values}
-                return st.level[0] == 0 and vals.get("lifecycle") == "active"
-    return False
+    st = testing.node_status(diags, name)
+    return st.get("level") == "0" and st.get("lifecycle") == "active"
 
 
 def test_a_spoken_turn_on_the_robot_is_answered_by_the_brain_on_another_host(
@@ -59,28 +52,17 @@ def test_a_spoken_turn_on_the_robot_is_answered_by_the_brain_on_another_host(
         cfg = make_config(default_config_dir(), tmp_path / "config", sink, sink, "always_on")
         edit_params(cfg, "audio.yaml", "/gamgin/mic", encoding="opus")
         edit_params(cfg, "tts.yaml", "/gamgin/tts", encoding="opus")
-        robot = GraphRun(cfg, env, tmp_path / "robot.log", exclude=["music"],
-                         extra=["--role", "robot", "--peer", brain_ip, "--no-standby"])
-        brain = GraphRun(cfg, env, tmp_path / "brain.log",
-                         exclude=["knowledge", "speech_bubble"],
-                         extra=["--role", "brain", "--peer", robot_ip, "--no-standby"],
-                         prefix=["ip", "netns", "exec", ns])
-
-        def logs() -> str:
-            return "\n".join(f"--- {n}\n" + (tmp_path / f"{n}.log").read_text(
-                errors="replace")[-3000:] for n in ("robot", "brain"))
-
+        run = SplitRun(cfg, env, tmp_path, ns, robot_ip, brain_ip)
+        logs = run.logs
         try:
             # the test's own participant has no static peer: it sees the robot's nodes (same
             # host) and what they publish; the brain's readiness is read from its log
             def ready() -> bool:
-                text = (tmp_path / "brain.log").read_text(errors="replace")
-                return (all(active(diags, n) for n in ROBOT)
-                        and all(f"[gamgin.{n}]: active:" in text for n in BRAIN)
-                        and text.count("[gamgin.llm]: warm-up") >= 2)  # the robot's devices
+                return (all(active(diags, n) for n in ROBOT_NODES) and run.brain_active()
+                        and run.log("brain").count("[gamgin.llm]: warm-up") >= 2)  # devices
 
             assert testing.wait_for(ready, 180), logs()
-            started = next(line for line in (tmp_path / "robot.log").read_text().splitlines()
+            started = next(line for line in run.log("robot").splitlines()
                            if "graph /gamgin:" in line)
             names = started.split(": ", 1)[1].split(";")[0].split(", ")
             # the brain's STT runs there; the robot has only its fallback, unloaded
@@ -100,5 +82,4 @@ def test_a_spoken_turn_on_the_robot_is_answered_by_the_brain_on_another_host(
                                                 for m in playback), 10), logs()
             assert mic and all(c.encoding == "opus" for c in list(mic))
         finally:
-            brain.stop()
-            robot.stop()
+            run.stop()

@@ -199,6 +199,17 @@ def set_link(ns: str, up: bool) -> None:
                    capture_output=True)
 
 
+def node_status(diags: list, name: str, namespace: str = "/gamgin") -> dict[str, str]:
+    """The latest DiagnosticStatus of `namespace`/`name` in a collected /diagnostics list, as
+    a dict: level ("0" OK), message and its key/values; {} when the node said nothing yet."""
+    for arr in reversed(list(diags)):
+        for st in arr.status:
+            if st.name == f"{namespace}/{name}":
+                return {"level": str(st.level[0]), "message": st.message,
+                        **{kv.key: kv.value for kv in st.values}}
+    return {}
+
+
 def play_to_sink(path: str | Path, sink: str) -> None:
     """Play a WAV into a sink (blocking until it is done), as a person speaking would."""
     subprocess.run(["paplay", f"--device={sink}", str(path)], check=True)
