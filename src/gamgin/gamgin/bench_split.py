@@ -9,7 +9,8 @@ played into the robot's room (a PulseAudio null sink its microphone records):
   single       the whole graph on this host (no link in the path)
   split        `--role robot` here, `--role brain` in the namespace, UDP unicast link
   split_tls    the same over the paired TLS link (`gamgin pair`, `gamgin up --secure`)
-  split_thin   split with the mic set for a thin link: 100 ms chunks, Opus at 20 kbit/s
+  split_thin   split with --profile thin-link on both hosts: the mic in 100 ms chunks, Opus
+               at 20 kbit/s
   split_s16le  the split graph with raw PCM on audio/mic and audio/speech
   split_qwen1.5b  split, the brain on Qwen2.5-1.5B (--profile qwen1.5b; asked for by
                --phases, needs `scripts/setup --with-qwen1.5b`)
@@ -45,9 +46,7 @@ DEFAULT_PHASES = PHASES[:-1]  # split_qwen1.5b: only when setup --with-qwen1.5b 
 # after the outage: a device command, as test_brain_away's ("Turn on the TV" came through Opus
 # as "team lead" or nothing in 2 of 6 voices: the bench measured the LLM's ask-back instead)
 COMEBACK = "Switch on the living room light"
-# split_thin: the mic's settings for a thin link (README, "Two hosts"): fewer, longer chunks
-# pay the ~140-190 bytes of headers each 20 ms chunk costs; Opus at 20 kbit/s keeps its FEC
-THIN_MIC = {"chunk_ms": 100, "opus_bitrate": 20000}
+
 
 
 def _status(diags, name: str) -> dict[str, str]:
@@ -110,8 +109,7 @@ def run_phase(phase: str, link, sinks: tuple[str, str], clips: list, comeback: P
     folder.mkdir(parents=True)
     encoding = "s16le" if phase == "split_s16le" else "opus"
     cfg = make_config(default_config_dir(), folder / "config", mic, spk, "always_on")
-    edit_params(cfg, "audio.yaml", "/gamgin/mic", encoding=encoding,
-                **(THIN_MIC if phase == "split_thin" else {}))
+    edit_params(cfg, "audio.yaml", "/gamgin/mic", encoding=encoding)
     edit_params(cfg, "tts.yaml", "/gamgin/tts", encoding=encoding)
     domain = testing.unique_domain_id()
     env = testing.test_env(domain, GAMGIN_DATA=str(data["robot"]))
@@ -127,10 +125,14 @@ def run_phase(phase: str, link, sinks: tuple[str, str], clips: list, comeback: P
     runs = []
     try:
         if split:
-            big = ["--profile", "qwen1.5b"] if phase == "split_qwen1.5b" else []
+            # split_thin: config/profiles/thin-link.yaml on both hosts (the mic's 100 ms
+            # chunks at 20 kbit/s pay fewer of the ~140-190 header bytes a 20 ms chunk costs)
+            profile = {"split_thin": ["--profile", "thin-link"],
+                       "split_qwen1.5b": ["--profile", "qwen1.5b"]}.get(phase, [])
             runs.append(SplitRun(cfg, env, folder, link.ns, link.here, link.there,
                                  brain_env=dict(env, GAMGIN_DATA=str(data["brain"])),
-                                 robot_extra=secure, brain_extra=[*secure, *big]))
+                                 robot_extra=[*secure, *profile],
+                                 brain_extra=[*secure, *profile]))
         else:
             runs.append(GraphRun(cfg, env, folder / "graph.log",
                                  exclude=["music", "knowledge", "speech_bubble"],
