@@ -84,6 +84,8 @@ class LlmNode(StageNode):
         self.retriever_k = int(p("retriever_k", 3).value)
         self.tool_groups = list(p("tools", ["devices", "music"]).value or [])
         self.service_timeout_s = float(p("service_timeout_s", 2.0).value)
+        # no answer after this: the same (idempotent) request once more (lost on Wi-Fi)
+        self.service_retry_s = float(p("service_retry_s", 0.5).value)
         self.web_search_url = str(p("web_search_url", "").value)
         self.warmup = bool(p("warmup", True).value)
         # keep the warmed prompt head on disk (<data>/cache/llm): a restart skips its prefill
@@ -131,7 +133,7 @@ class LlmNode(StageNode):
         if "devices" in self.tool_groups:
             from gamgin_llm.ros_tools import DeviceTools
 
-            self.device_tools = DeviceTools(self, self.service_timeout_s)
+            self.device_tools = DeviceTools(self, self.service_timeout_s, self.service_retry_s)
             if self.prefix_cache:  # the head the prefix cache holds names these devices
                 self.health.value("devices_seeded", self.device_tools.seed(self._devices_file))
             self.device_tools.register(registry)

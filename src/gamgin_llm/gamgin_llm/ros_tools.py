@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ class DeviceTools:
     """set_power / set_param / list_devices over devices/* services. The devices seen on
     devices/state become enums in the schemas, so even a tiny model names real devices."""
 
-    def __init__(self, node: Node, timeout_s: float) -> None:
-        self.node, self.timeout_s = node, timeout_s
+    def __init__(self, node: Node, timeout_s: float, retry_s: float = 0.0) -> None:
+        self.node, self.timeout_s, self.retry_s = node, timeout_s, retry_s
+        self.retries = 0  # requests asked again after retry_s without an answer
         group = ReentrantCallbackGroup()  # responses arrive while the worker thread waits
         self.power = node.create_client(SetPower, "devices/set_power", callback_group=group)
         self.param = node.create_client(SetDeviceParam, "devices/set_param",
@@ -142,10 +144,30 @@ class DeviceTools:
             return {"ok": False, "message": f"service {name} is not available "
                                             "(is the devices node running?)"}
         done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.timeout_s):
-            client.remove_pending_request(future)
+        futures = []
+
+        def ask() -> None:
+            f = client.call_async(request)
+            f.add_done_callback(lambda _f: done.set())
+            futures.append(f)
+
+        deadline = time.monotonic() + self.timeout_s
+        ask()
+        # Over a lossy link a lost request or answer is resent by DDS only at the writer's
+        # next heartbeat (~3 s, past the timeout): ask again sooner. The calls are idempotent
+        # (power on/off, absolute values; relative changes were resolved before the call).
+        if 0 < self.retry_s < self.timeout_s and not done.wait(self.retry_s):
+            self.retries += 1
+            self.node.get_logger().warning(
+                f"service {name}: no answer in {self.retry_s:g} s, asking again "
+                f"({self.retries} retries so far)")
+            ask()
+        done.wait(max(0.0, deadline - time.monotonic()))
+        future = next((f for f in futures if f.done()), None)
+        for f in futures:
+            if f is not future:
+                client.remove_pending_request(f)
+        if future is None:
             return {"ok": False, "message": f"service {name} did not answer in "
                                             f"{self.timeout_s:.1f} s"}
         exc = future.exception()
