@@ -9,8 +9,7 @@ played into the robot's room (a PulseAudio null sink its microphone records):
   single       the whole graph on this host (no link in the path)
   split        `--role robot` here, `--role brain` in the namespace, UDP unicast link
   split_tls    the same over the paired TLS link (`gamgin pair`, `gamgin up --secure`)
-  split_thin   split with --profile thin-link on both hosts: the mic in 100 ms chunks, Opus
-               at 20 kbit/s
+  split_thin   split with --profile thin-link on both hosts: the mic in 100 ms chunks
   split_s16le  the split graph with raw PCM on audio/mic and audio/speech
   split_qwen1.5b  split, the brain on Qwen2.5-1.5B (--profile qwen1.5b; asked for by
                --phases, needs `scripts/setup --with-qwen1.5b`)
@@ -126,7 +125,7 @@ def run_phase(phase: str, link, sinks: tuple[str, str], clips: list, comeback: P
     try:
         if split:
             # split_thin: config/profiles/thin-link.yaml on both hosts (the mic's 100 ms
-            # chunks at 20 kbit/s pay fewer of the ~140-190 header bytes a 20 ms chunk costs)
+            # chunks pay fewer of the ~140-190 header bytes a 20 ms chunk costs)
             profile = {"split_thin": ["--profile", "thin-link"],
                        "split_qwen1.5b": ["--profile", "qwen1.5b"]}.get(phase, [])
             runs.append(SplitRun(cfg, env, folder, link.ns, link.here, link.there,
