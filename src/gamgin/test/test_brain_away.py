@@ -6,6 +6,7 @@ its local fallback (its own STT and voice, unloaded while the brain is there); t
 back and the next turn is answered by the brain again (within 5 s of the link's return)."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -108,6 +109,9 @@ def test_without_its_brain_the_robot_says_so_wakes_switches_and_reconnects(
             assert any(d.device.id == "tv" and d.device.on for d in devices[n_dev:]), logs()
             assert any(m.turn_id == local.turn_id and m.state == TurnState.SPEAKING
                        for m in playback[n_pb:]), "the local voice did not speak"
+            # `gamgin status` tells how long the brain has been away (it said 0 s for ever)
+            away = re.search(r"brain away for (\d+) s", status(diags, "turn").get("brain", ""))
+            assert away and int(away.group(1)) >= 3, status(diags, "turn")
 
             # ---- the box is back: the next turn is the brain's again
             testing.set_link(ns, up=True)

@@ -260,6 +260,7 @@ class TurnNode(StageNode):
             self._end_outage_turns()
         if self.brain.away:
             self.health.warn(self.brain.status(now))
+            self.health.value("brain", self.brain.status(now))  # its age, not 0 s for ever
         elif self.health.message.startswith("brain away"):
             self.health.ok("ready")
         self._drive_local_stages(now)
