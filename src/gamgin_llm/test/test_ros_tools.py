@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -49,39 +51,36 @@ class SlowFirst:
         rclpy.try_shutdown(context=self.context)
 
 
-def tools_on(probe, ns: str, timeout_s: float, retry_s: float) -> tuple[DeviceTools, object]:
+@contextmanager
+def server_and_tools(probe, ns: str, hold: int, timeout_s: float) -> Iterator[DeviceTools]:
+    """A devices server that sits on its first `hold` requests for 3 s, and the LLM node's
+    DeviceTools (service_retry_s 0.5) calling it."""
+    server = SlowFirst(probe, ns, hold=hold, delay_s=3.0)
     node = rclpy.create_node("llm_tools", namespace=ns, context=probe.context)
     probe.executor.add_node(node)
-    return DeviceTools(node, timeout_s, retry_s), node
+    tools = DeviceTools(node, timeout_s, retry_s=0.5)
+    try:
+        yield tools
+    finally:
+        tools.destroy()
+        probe.executor.remove_node(node)
+        node.destroy_node()
+        server.close()
 
 
 def test_an_unanswered_request_is_asked_again_and_the_first_answer_wins(probe):
-    server = SlowFirst(probe, "/retry_a", hold=1, delay_s=3.0)
-    tools, node = tools_on(probe, "/retry_a", timeout_s=2.0, retry_s=0.5)
-    try:
+    with server_and_tools(probe, "/retry_a", hold=1, timeout_s=2.0) as tools:
         t0 = time.monotonic()
         res = tools.set_power({"device_id": "tv", "on": True})
         took = time.monotonic() - t0
-        assert res["ok"] and res["message"] == "tv on (2)", res
-        assert tools.retries == 1 and 0.5 <= took < 1.9, took
-    finally:
-        tools.destroy()
-        probe.executor.remove_node(node)
-        node.destroy_node()
-        server.close()
+    assert res["ok"] and res["message"] == "tv on (2)", res
+    assert tools.retries == 1 and 0.5 <= took < 1.9, took
 
 
 def test_a_server_that_never_answers_is_an_error_within_the_timeout(probe):
-    server = SlowFirst(probe, "/retry_b", hold=2, delay_s=3.0)
-    tools, node = tools_on(probe, "/retry_b", timeout_s=1.5, retry_s=0.5)
-    try:
+    with server_and_tools(probe, "/retry_b", hold=2, timeout_s=1.5) as tools:
         t0 = time.monotonic()
         res = tools.set_power({"device_id": "tv", "on": False})
         took = time.monotonic() - t0
-        assert not res["ok"] and "did not answer in 1.5 s" in res["message"], res
-        assert tools.retries == 1 and 1.4 <= took < 2.5, took
-    finally:
-        tools.destroy()
-        probe.executor.remove_node(node)
-        node.destroy_node()
-        server.close()
+    assert not res["ok"] and "did not answer in 1.5 s" in res["message"], res
+    assert tools.retries == 1 and 1.4 <= took < 2.5, took
