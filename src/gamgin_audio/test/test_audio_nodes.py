@@ -262,17 +262,17 @@ def test_a_stream_whose_end_is_lost_ends_after_stall_s_and_a_repeated_end_is_ign
     tone = np.full(4800, 0.3, np.float32)  # 0.2 s
     n_pb = len(speaker["playback"])
     lost_end = chunks_of(tone, 24000, turn=30)
+    t0 = time.monotonic()  # the stall counts from the last chunk, received after this
     for msg in lost_end[:-1]:
         speaker["pub"].publish(msg)
     assert testing.wait_for(lambda: any(m.turn_id == 30 and m.state == TurnState.SPEAKING
                                         for m in speaker["playback"][n_pb:]), 5)
-    t0 = time.monotonic()
     assert testing.wait_for(lambda: any(m.turn_id == 30 and m.state == TurnState.IDLE
                                         for m in speaker["playback"][n_pb:]), 10)
     waited = time.monotonic() - t0
     idle = next(m for m in speaker["playback"][n_pb:]
                 if m.turn_id == 30 and m.state == TurnState.IDLE)
-    assert "stalled" in idle.reason and 1.5 < waited < 6.0, (idle.reason, waited)
+    assert "stalled" in idle.reason and 1.9 < waited < 7.0, (idle.reason, waited)
     speaker["pub"].publish(lost_end[-1])  # too late: dropped, not played again
     msgs = chunks_of(tone, 24000, turn=31)
     msgs.append(AudioChunk(turn_id=31, seq=len(msgs), sample_rate=24000, channels=1,
