@@ -75,6 +75,11 @@ class TurnTracker:
     _last_audio: int = 0
     out_states: list[StateChange] = field(default_factory=list)
     out_traces: list[Trace] = field(default_factory=list)
+    # Replies that came before their turn: the LLM and this node get a typed transcript at
+    # the same time, and a busy turn node can hear the answer first (CI: the fast path's
+    # whole reply and its speech in the 100 ms before, so the turn never ended). Kept per
+    # newer turn id, replayed once its final transcript is here.
+    _early: dict[int, list[tuple[str, tuple]]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ helpers
     def _set(self, state: int, reason: str, now: int) -> None:
@@ -98,6 +103,25 @@ class TurnTracker:
 
     def _current(self, turn_id: int) -> bool:
         return self.trace is not None and turn_id == self.turn_id
+
+    def _keep_early(self, kind: str, turn_id: int, args: tuple) -> None:
+        """An event of a turn not begun yet (newer than ours): kept for its replay."""
+        if turn_id <= self.turn_id:
+            return  # an old turn's: stale
+        events = self._early.setdefault(turn_id, [])
+        if len(events) < 2000:
+            events.append((kind, args))
+        for old in sorted(self._early)[:-4]:  # only the newest few turns can still begin
+            del self._early[old]
+
+    def _replay_early(self, turn_id: int) -> None:
+        events = self._early.pop(turn_id, [])
+        for old in [t for t in self._early if t <= turn_id]:
+            del self._early[old]
+        handlers = {"token": self.on_token, "audio": self.on_audio,
+                    "playback": self.on_playback}
+        for kind, args in events:
+            handlers[kind](turn_id, *args)
 
     def awaiting_reply(self, turn_id: int) -> bool:
         """The turn's final transcript is out and no answer has begun: if the LLM was
@@ -138,10 +162,13 @@ class TurnTracker:
             self._finish("no speech", now)
             return
         self._set(THINKING, "final transcript", now)
+        self._replay_early(turn_id)
 
     def on_token(self, turn_id: int, stamp: int, text: str, is_final: bool, route: str,
                  finish_reason: str, now: int) -> None:
         if not self._current(turn_id):
+            self._keep_early("token", turn_id, (stamp, text, is_final, route, finish_reason,
+                                                now))
             return
         tr = self.trace
         assert tr is not None
@@ -166,6 +193,7 @@ class TurnTracker:
     def on_audio(self, turn_id: int, stamp: int, has_samples: bool, end_of_stream: bool,
                  now: int) -> None:
         if not self._current(turn_id):
+            self._keep_early("audio", turn_id, (stamp, has_samples, end_of_stream, now))
             return
         tr = self.trace
         assert tr is not None
@@ -183,6 +211,7 @@ class TurnTracker:
 
     def on_playback(self, turn_id: int, kind: str, stamp: int, now: int) -> None:
         if not self._current(turn_id):
+            self._keep_early("playback", turn_id, (kind, stamp, now))
             return
         tr = self.trace
         assert tr is not None

@@ -150,3 +150,39 @@ def test_a_typed_turn_is_timed_from_when_its_text_arrived():
     assert t.trace is not None and t.trace.summary() == {
         "final_transcript": 0.0, "first_token": 80.0, "first_audio": 200.0,
         "playback_start": -1.0}
+
+
+def test_a_reply_heard_before_its_transcript_still_ends_the_turn():
+    """A busy turn node can hear the fast path's whole reply, and its speech, before the
+    typed transcript that asked for it (CI: the headless turn then never ended)."""
+    t = TurnTracker(await_playback=False)
+    t.on_token(9, 2 * S, "好的，客厅灯已打开。", True, "intent", "stop", 2 * S)
+    t.on_audio(9, 2 * S + 50_000_000, True, False, 2 * S + 50_000_000)
+    t.on_audio(9, 2 * S + 60_000_000, False, True, 2 * S + 60_000_000)
+    assert t.trace is None and t.drain() == ([], [])  # nothing of a turn not begun
+    t.on_transcript(9, True, S, "把客厅的灯打开", 0, 0, 2 * S + 100_000_000)
+    changes, (tr,) = t.drain()
+    assert [c.state for c in changes] == [LISTENING, THINKING, SPEAKING, IDLE]
+    assert tr.outcome == "answered" and tr.route == "intent" and "客厅灯" in tr.reply_text
+
+
+def test_with_a_speaker_early_playback_events_are_replayed_too():
+    t = TurnTracker()
+    t.on_token(4, S, "hi", True, "llm", "stop", S)
+    t.on_playback(4, "started", S, S)
+    t.on_playback(4, "finished", 2 * S, 2 * S)
+    t.on_transcript(4, True, S, "hello", 0, 0, 2 * S)
+    changes, (tr,) = t.drain()
+    assert [c.state for c in changes] == [LISTENING, THINKING, SPEAKING, IDLE]
+    assert tr.outcome == "answered"
+
+
+def test_early_events_of_older_or_many_turns_are_not_kept():
+    t = TurnTracker()
+    t.on_transcript(10, True, S, "hello", 0, 0, S)
+    t.on_token(3, S, "old", True, "llm", "stop", S)  # an old turn's: stale, dropped
+    for turn in range(20, 30):
+        t.on_token(turn, S, "x", False, "llm", "", S)
+    assert sorted(t._early) == [26, 27, 28, 29]
+    t.on_transcript(28, True, S, "hello", 0, 0, S)
+    assert sorted(t._early) == [29] and t.trace is not None and t.trace.reply_text == "x"
