@@ -34,9 +34,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from gamgin_common.paths import data_dir
+
+
+def escape(text: str) -> str:
+    """Text for an XML element (xml.sax.saxutils.escape pulls in urllib, http and ssl:
+    +8 MB in `gamgin up`, which imports this module)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
 
 LINK_PORT = 7720  # the robot's first listening port; slot i listens on LINK_PORT + i
 LINK_SLOTS = 4  # robot processes that can hold a link (graph.yaml has one: `base`)

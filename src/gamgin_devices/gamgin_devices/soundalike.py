@@ -16,9 +16,14 @@ parse as a command and the corrected one does, so chat that merely sounds like a
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import itertools
 import re
+import sys
+import unicodedata
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from gamgin_common.zh_words import readings
 
@@ -227,18 +232,46 @@ class EnglishSoundAlike:
         return "".join(out) + text[pos:]
 
 
-def english_for_registry(registry) -> EnglishSoundAlike | None:
-    """The home's English names (rooms, devices and aliases) by espeak-ng's phonemes, from
-    the in-process espeak-ng that piper-tts ships; None when it is not installed."""
-    try:
-        from piper.phonemize_espeak import EspeakPhonemizer
-    except ImportError:
+def espeak_phonemes(voice: str = "en-us") -> Callable[[str], str] | None:
+    """Text -> espeak-ng phonemes (NFD, language flags dropped, clause punctuation kept, as
+    piper's EspeakPhonemizer gives them), from the espeak-ng that piper-tts ships; None when
+    it is not installed. Its bridge is loaded on its own: importing `piper` would import its
+    ONNX voice too (onnxruntime: +16 MB in the LLM process, which has no other use for it)."""
+    spec = importlib.util.find_spec("piper")  # found, not imported
+    if spec is None or not spec.submodule_search_locations:
         return None
-    espeak = EspeakPhonemizer()
+    pkg = Path(next(iter(spec.submodule_search_locations)))
+    so = next(iter(sorted(pkg.glob("espeakbridge*.so"))), None)
+    if so is None or not (pkg / "espeak-ng-data").is_dir():
+        return None
+    bridge = sys.modules.get("piper.espeakbridge")
+    if bridge is None:
+        loader = importlib.machinery.ExtensionFileLoader("espeakbridge", str(so))
+        bridge = importlib.util.module_from_spec(
+            importlib.util.spec_from_loader("espeakbridge", loader))
+        loader.exec_module(bridge)
+    bridge.initialize(str(pkg / "espeak-ng-data"))
+
+    def phonemes(text: str) -> str:
+        bridge.set_voice(voice)  # per call: a TTS in the same process may use another
+        out = []
+        for phones, terminator, _end in bridge.get_phonemes(text):
+            out.append(unicodedata.normalize("NFD", re.sub(r"\([^)]+\)", "", phones)))
+            out.append(terminator + (" " if terminator in (",", ":", ";") else ""))
+        return "".join(out)
+
+    return phonemes
+
+
+def english_for_registry(registry) -> EnglishSoundAlike | None:
+    """The home's English names (rooms, devices and aliases) by espeak-ng's phonemes
+    (``espeak_phonemes``); None when espeak-ng is not there."""
+    phonemes = espeak_phonemes("en-us")
+    if phonemes is None:
+        return None
     names: set[str] = set()
     for room in registry.rooms.values():
         names.update([room.name_en, *room.aliases_en])
     for d in registry.devices.values():
         names.update([d.name_en, *d.aliases_en])
-    return EnglishSoundAlike(
-        names, lambda w: "".join("".join(s) for s in espeak.phonemize("en-us", w)))
+    return EnglishSoundAlike(names, phonemes)
