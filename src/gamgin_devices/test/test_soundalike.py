@@ -91,3 +91,18 @@ def test_a_misheard_english_command_switches_the_device_and_chat_stays_chat():
     assert answer is not None and [(a.device_id, a.on) for a in answer.actions] == [("tv", True)]
     # "tell me" sounds like "telly", but the corrected text is no command: it stays chat
     assert intents.handle("tell me a joke about the team we", "en", state={}, dry=True) is None
+
+
+def test_the_english_sound_alike_does_not_load_the_onnx_voice():
+    """piper's espeak bridge alone: importing `piper` would bring onnxruntime (12 MB) into
+    the LLM process, which uses no other part of it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom gamgin_devices.intents import DeviceIntents\n"
+            "di = DeviceIntents()\nassert di.handle('Turn on the team we', 'en').actions\n"
+            "print(sorted(m for m in ('piper', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout
