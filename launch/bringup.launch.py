@@ -17,7 +17,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from gamgin.graph import default_config_dir, load_graph
+from gamgin.graph import default_config_dir, load_graph, role_profile
 from gamgin.pair import host_cert, write_link
 
 
@@ -47,8 +47,10 @@ def graph_nodes(context, *args, **kwargs) -> list:
     config_dir = default_config_dir()
     profile = LaunchConfiguration("profile").perform(context)
     no_audio = LaunchConfiguration("no_audio").perform(context).lower() in ("true", "1")
-    graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile or None)
     role = LaunchConfiguration("role").perform(context) or "all"
+    # role:=brain with no profile: the bigger Qwen when installed (as `gamgin up`)
+    profile = role_profile(role, profile or None, config_dir)
+    graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile)
     nodes = graph.select(no_audio=no_audio, role=role)
     # e.g. no speaker: the turn node does not wait for playback (as with gamgin up)
     derived = graph.selection_params(nodes)

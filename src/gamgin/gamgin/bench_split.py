@@ -126,8 +126,11 @@ def run_phase(phase: str, link, sinks: tuple[str, str], clips: list, comeback: P
         if split:
             # split_thin: config/profiles/thin-link.yaml on both hosts (the mic's 100 ms
             # chunks pay fewer of the ~140-190 header bytes a 20 ms chunk costs)
+            # (an empty profile: the brain keeps the one-host model even when the 1.5B is
+            # installed, so the phases compare the link, not the models)
             profile = {"split_thin": ["--profile", "thin-link"],
-                       "split_qwen1.5b": ["--profile", "qwen1.5b"]}.get(phase, [])
+                       "split_qwen1.5b": ["--profile", "qwen1.5b"]}.get(phase,
+                                                                       ["--profile", ""])
             runs.append(SplitRun(cfg, env, folder, link.ns, link.here, link.there,
                                  brain_env=dict(env, GAMGIN_DATA=str(data["brain"])),
                                  robot_extra=[*secure, *profile],

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gamgin.graph import ROLES, GraphError, default_config_dir, load_graph
+from gamgin.graph import ROLES, GraphError, default_config_dir, load_graph, role_profile
 from gamgin.pair import LINK_PORT, Link, PairError, SlotPicker, host_cert, write_link
 from gamgin_common.paths import ResultsPathError
 
@@ -92,7 +92,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     from gamgin.supervisor import Supervisor
 
     config_dir = Path(args.config) if args.config else default_config_dir()
-    graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, args.profile)
+    profile = role_profile(args.role or "all", args.profile, config_dir)
+    if profile != args.profile:
+        print(f"[gamgin] role brain: --profile {profile} (its model is installed; "
+              "--profile '' for the default model)", flush=True)
+    graph = load_graph(config_dir / "graph.yaml").with_profile(config_dir, profile)
     split = lambda s: {x.strip() for x in s.split(",") if x.strip()} if s else None  # noqa: E731
     exclude = (split(args.exclude) or set()) | ({"foxglove_bridge"} if args.no_bridge else set())
     exclude &= {n.name for n in graph.nodes}

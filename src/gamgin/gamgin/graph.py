@@ -263,6 +263,24 @@ def _check_unit(path: Path, unit: Unit, others: set[str]) -> None:
                     f"a process has one {key}")
 
 
+# The brain's host has the memory the robot lacks: with no --profile it runs the bigger
+# Qwen when setup installed it (`scripts/setup --with-qwen1.5b`).
+BRAIN_PROFILE, BRAIN_MODEL = "qwen1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+def role_profile(role: str, profile: str | None, config_dir: Path) -> str | None:
+    """The profile a host runs: as given (an empty one too: none), else for `--role brain`
+    the bigger brain when its model is installed, else none."""
+    if profile is not None or role != "brain":
+        return profile
+    from gamgin_common.paths import models_dir
+
+    if ((models_dir() / BRAIN_MODEL).is_file()
+            and (config_dir / "profiles" / f"{BRAIN_PROFILE}.yaml").is_file()):
+        return BRAIN_PROFILE
+    return None
+
+
 def default_config_dir() -> Path:
     """$GAMGIN_CONFIG, else the workspace's config/ (editable), else share/gamgin/config."""
     if os.environ.get("GAMGIN_CONFIG"):

@@ -202,3 +202,16 @@ def test_the_robot_watches_its_brain_and_its_fallback_stages_share_the_stages_se
     assert ps == ["model:=whisper-base", "languages:=[zh, en]", "initial_prompt:=''",
                   "hotwords:=金坚", "autostart:=false", "model:=tiny"]
     assert [f.name for f in stt_local.param_files(tmp_path)] == ["stt.yaml", "local.yaml"]
+
+
+def test_the_brain_runs_the_bigger_qwen_when_it_is_installed(tmp_path, monkeypatch):
+    from gamgin.graph import BRAIN_MODEL, role_profile
+
+    config = ROOT / "config"
+    monkeypatch.setenv("GAMGIN_MODELS", str(tmp_path))
+    assert role_profile("brain", None, config) is None  # not installed: the default model
+    (tmp_path / BRAIN_MODEL).write_bytes(b"GGUF")
+    assert role_profile("brain", None, config) == "qwen1.5b"
+    assert role_profile("brain", "", config) == ""  # asked for none: none
+    assert role_profile("brain", "thin-link", config) == "thin-link"  # as given
+    assert role_profile("robot", None, config) is None and role_profile("all", None, config) is None
