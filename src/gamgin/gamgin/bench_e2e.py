@@ -131,6 +131,15 @@ class GraphRun:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+def own_data_env(base: dict, data: Path, **extra: str) -> dict:
+    """`base` with a data folder of its own (device state, the default 金坚 enrollment made
+    there now), not the developer's."""
+    env = dict(base, GAMGIN_DATA=str(data), **extra)
+    subprocess.run([sys.executable, "-m", "gamgin_wake.enroll", "--default", "--if-missing"],
+                   env=env, check=True, capture_output=True, timeout=300)
+    return env
+
+
 ROBOT_NODES = ("turn", "mic", "speaker", "wake", "devices")  # the robot's share, checked
 BRAIN_NODES = ("stt", "llm", "tts")                           # the brain's, in its log
 

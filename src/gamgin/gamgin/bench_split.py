@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="JSON path (default results/bench-split.json)")
     args = ap.parse_args(argv)
 
-    from gamgin.bench_e2e import TURNS, synth_clips
+    from gamgin.bench_e2e import TURNS, own_data_env, synth_clips
     from gamgin_common import linkemu, testing
     from gamgin_common.paths import results_path
 
@@ -408,9 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = [c for i, t in enumerate(turns) for c in synth_clips([t], tmp / f"clip{i}")]
     (_, comeback, _), = synth_clips([COMEBACK], tmp / "comeback")
     data = {"robot": tmp / "data_robot", "brain": tmp / "data_brain"}
-    env = testing.test_env(testing.unique_domain_id(), GAMGIN_DATA=str(data["robot"]))
-    subprocess.run([sys.executable, "-m", "gamgin_wake.enroll", "--default", "--if-missing"],
-                   env=env, check=True, capture_output=True, timeout=300)
+    own_data_env(testing.test_env(testing.unique_domain_id()), data["robot"])
     tls_note = None
     if "split_tls" in phases:
         try:  # a throwaway pet: the robot's data folder holds its CA, the box's the bundle

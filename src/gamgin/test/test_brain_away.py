@@ -8,13 +8,12 @@ back and the next turn is answered by the brain again (within 5 s of the link's 
 import os
 import re
 import shutil
-import subprocess
 import time
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gamgin.bench_e2e import ROBOT_NODES, SplitRun, make_config, synth_clips
+from gamgin.bench_e2e import ROBOT_NODES, SplitRun, make_config, own_data_env, synth_clips
 from gamgin.graph import default_config_dir
 from gamgin_common import qos, testing
 from gamgin_interfaces.msg import AudioChunk, DeviceState, TurnState, TurnTrace, WakeEvent
@@ -43,10 +42,7 @@ def test_without_its_brain_the_robot_says_so_wakes_switches_and_reconnects(
     wakes = probe.collect(WakeEvent, "/gamgin/wake", qos.EVENTS)
     (_, zh_clip, _), = synth_clips([ZH_COMMAND], tmp_path / "zh", lang="zh")
     (_, en_clip, _), = synth_clips([EN_COMMAND], tmp_path / "en")
-    env = dict(node_env, GAMGIN_DATA=str(tmp_path / "data"),
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    subprocess.run(["python", "-m", "gamgin_wake.enroll", "--default", "--if-missing"],
-                   env=env, check=True, capture_output=True, timeout=300)
+    env = own_data_env(node_env, tmp_path / "data", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     with testing.second_host() as (ns, robot_ip, brain_ip), \
             testing.null_sink("gamgin_away") as sink:
         cfg = make_config(default_config_dir(), tmp_path / "config", sink, sink, "always_on")

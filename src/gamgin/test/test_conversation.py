@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gamgin.bench_e2e import GraphRun, make_config, synth_clips
+from gamgin.bench_e2e import GraphRun, make_config, own_data_env, synth_clips
 from gamgin.graph import default_config_dir
 from gamgin_common import audio, qos, testing
 from gamgin_common.stamps import clock_turn_id
@@ -105,9 +105,7 @@ def room(pulse, probe, node_env, tmp_path_factory):
     with testing.null_sink("gamgin_room") as sink:
         cfg = make_config(default_config_dir(), tmp / "config", sink, sink, "always_on")
         # fresh device state and wake enrollment place, not the developer's
-        env = dict(node_env, GAMGIN_DATA=str(tmp / "data"))
-        subprocess.run(["python", "-m", "gamgin_wake.enroll", "--default", "--if-missing"],
-                       env=env, check=True, capture_output=True, timeout=300)
+        env = own_data_env(node_env, tmp / "data")
         run = GraphRun(cfg, env, tmp / "graph.log", exclude=["foxglove_bridge", "music"])
         r = Room(probe, sink, run, tmp)
         r.run_env = env

@@ -8,13 +8,19 @@ received best effort, as it would over Wi-Fi."""
 
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gamgin.bench_e2e import ROBOT_NODES, SplitRun, edit_params, make_config, synth_clips
+from gamgin.bench_e2e import (
+    ROBOT_NODES,
+    SplitRun,
+    edit_params,
+    make_config,
+    own_data_env,
+    synth_clips,
+)
 from gamgin.graph import default_config_dir
 from gamgin_common import qos, testing
 from gamgin_interfaces.msg import AudioChunk, DeviceState, TurnState, TurnTrace
@@ -43,10 +49,7 @@ def test_a_spoken_turn_on_the_robot_is_answered_by_the_brain_on_another_host(
     playback = probe.collect(TurnState, "/gamgin/audio/playback", qos.EVENTS)
     mic = probe.collect(AudioChunk, "/gamgin/audio/mic", qos.MIC_AUDIO)
     (_, clip, _), = synth_clips([COMMAND], tmp_path)
-    env = dict(node_env, GAMGIN_DATA=str(tmp_path / "data"),
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    subprocess.run(["python", "-m", "gamgin_wake.enroll", "--default", "--if-missing"],
-                   env=env, check=True, capture_output=True, timeout=300)
+    env = own_data_env(node_env, tmp_path / "data", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     with testing.second_host() as (ns, robot_ip, brain_ip), \
             testing.null_sink("gamgin_split") as sink:
         cfg = make_config(default_config_dir(), tmp_path / "config", sink, sink, "always_on")
